@@ -1,0 +1,45 @@
+# The two commands the README gives: `make demo` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO := build/demo
+DEMO_AS_OF := 2016-01-15
+
+.PHONY: setup demo test lint format docs bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/dmtwatch synth --patients 300 --seed 7 --out $(DEMO)/clinic
+	$(BIN)/dmtwatch import --data $(DEMO)/clinic --db sqlite:///$(DEMO)/clinic.db
+	$(BIN)/dmtwatch check --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --summary
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Starts a throwaway PostgreSQL server (installing Debian's package if missing) for the
+# store tests, runs every test, then stops the server.
+test: lint
+	scripts/with-postgres.sh $(BIN)/python -m pytest
+
+docs: setup
+	$(BIN)/python -m dmtwatch.docs.findings docs/findings
+
+bench: setup
+	$(BIN)/python benchmarks/check_scale.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache
