@@ -97,6 +97,8 @@ def compile_column(col: Column, v: str) -> tuple[str, str]:
         )
     if col.required:
         rules.insert(0, (f"NOT ({present})", "is required"))
+    if not rules:
+        return parsed, "CAST(NULL AS VARCHAR)"
     reason = "CASE " + " ".join(f"WHEN {c} THEN {q(r)}" for c, r in rules) + " END"
     return parsed, reason
 

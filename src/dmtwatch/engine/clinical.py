@@ -1,0 +1,228 @@
+"""Clinical rules on relapses and MRI: CNS-MRI, CNS-RING and infusion proximity.
+
+These encode the 2017 reports of exacerbated CNS inflammation after alemtuzumab: every
+apparent relapse needs a contrast MRI promptly, and ring-enhancing lesions call for
+urgent review and the rescue pathway. Windows and wording come from the protocol.
+"""
+
+from __future__ import annotations
+
+import ibis
+from ibis import _
+
+from dmtwatch.engine.context import Context, add_days
+from dmtwatch.engine.exposure import current_episode, last_end_before, treatment_rows
+from dmtwatch.engine.findings import make_evidence, make_findings
+from dmtwatch.engine.text import as_text
+from dmtwatch.protocols.schema import ImagingFinding, InfusionProximity, Protocol, RelapseImaging
+
+Pair = tuple[ibis.Table, ibis.Table]
+
+
+def _repopulation(protocol: Protocol, days: ibis.IntegerValue) -> ibis.StringValue:
+    if protocol.repopulation_window_days is None:
+        return ibis.literal("no repopulation window defined")
+    lo, hi = protocol.repopulation_window_days
+    span = f"days {lo}-{hi}"
+    return ibis.ifelse(
+        (days >= lo) & (days <= hi),
+        f"inside the B-cell repopulation window, {span}",
+        f"outside the B-cell repopulation window, {span}",
+    )
+
+
+def _after_day0(ctx: Context, protocol: Protocol, table: ibis.Table, date: str) -> ibis.Table:
+    day0 = current_episode(ctx, protocol.therapy).select("patient_id", "first_start")
+    j = table.join(day0, "patient_id")
+    return j.filter(j[date] >= j.first_start)
+
+
+def relapse_imaging(ctx: Context, protocol: Protocol) -> list[Pair]:
+    return [_relapse_imaging(ctx, protocol, rule) for rule in protocol.relapse_imaging]
+
+
+def _relapse_imaging(ctx: Context, protocol: Protocol, rule: RelapseImaging) -> Pair:
+    rel = ctx.tables["relapses"]
+    if rule.confirmed_only:
+        rel = rel.filter(rel.confirmed.fill_null(True))
+    rel = _after_day0(ctx, protocol, rel, "onset_date").select("patient_id", "onset_date")
+    rel = last_end_before(ctx, protocol.therapy, rel, "onset_date")
+    mri = ctx.tables["mri"].filter(_.region.isin(rule.regions))
+    if rule.contrast:
+        mri = mri.filter(mri.contrast.fill_null(True))
+    mri = mri.select(m_patient="patient_id", m_date="date")
+    j = rel.left_join(mri, (rel.patient_id == mri.m_patient) & (mri.m_date >= rel.onset_date))
+    per = j.group_by("patient_id", "onset_date", "last_infusion").aggregate(
+        first_mri=j.m_date.min()
+    )
+    per = per.mutate(mri_delay=per.first_mri.delta(per.onset_date, unit="day"))
+    # one per patient: a relapse still without any scan first, then the latest relapse
+    per = per.mutate(
+        rn=ibis.row_number().over(
+            group_by="patient_id", order_by=[per.first_mri.notnull(), ibis.desc(per.onset_date)]
+        )
+    )
+    t = per.filter((per.rn == 0) & (per.first_mri.isnull() | (per.mri_delay > rule.within_days)))
+    days = t.onset_date.delta(t.last_infusion, unit="day")
+    mri_state = ibis.ifelse(
+        t.first_mri.isnull(),
+        ibis.literal("no contrast MRI recorded since onset"),
+        ibis.literal("first contrast MRI on ")
+        .concat(as_text(t.first_mri))
+        .concat(", ")
+        .concat(as_text(t.mri_delay))
+        .concat(f" days after onset (window {rule.within_days} days)"),
+    )
+    found = make_findings(
+        t,
+        protocol=protocol,
+        code=rule.code,
+        severity=ibis.ifelse(t.first_mri.isnull(), rule.severity, rule.late_severity),
+        date=t.onset_date,
+        title=rule.title,
+        detail=rule.detail,
+        action=rule.action,
+        source=rule.source,
+        fields={
+            "onset_date": t.onset_date,
+            "days_after_infusion": days,
+            "repopulation": _repopulation(protocol, days),
+            "mri_state": mri_state,
+        },
+    )
+    ev = make_evidence(
+        t,
+        code=rule.code,
+        table="relapses",
+        date=t.onset_date,
+        item="relapse onset",
+        value=as_text(t.onset_date),
+    )
+    return found, ev
+
+
+def imaging_findings(ctx: Context, protocol: Protocol) -> list[Pair]:
+    return [_imaging_finding(ctx, protocol, rule) for rule in protocol.imaging_findings]
+
+
+def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> Pair:
+    mri = ctx.tables["mri"]
+    hits = _after_day0(ctx, protocol, mri.filter(mri[rule.column] > 0), "date")
+    hits = hits.mutate(
+        rn=ibis.row_number().over(group_by="patient_id", order_by=ibis.desc(hits.date))
+    ).filter(_.rn == 0)
+    hits = hits.select("patient_id", "date", "region", "gd_enhancing", count=hits[rule.column])
+    hits = last_end_before(ctx, protocol.therapy, hits, "date")
+    rescue = ctx.tables["treatments"].filter(_.drug.isin(rule.rescue_drugs))
+    rescue = rescue.select(r_patient="patient_id", r_drug="drug", r_start="start_date")
+    j = hits.left_join(
+        rescue, (hits.patient_id == rescue.r_patient) & (rescue.r_start >= hits.date)
+    )
+    label = j.r_drug.concat(" from ").concat(j.r_start.cast("string"))
+    keys = ["patient_id", "date", "region", "gd_enhancing", "count", "last_infusion"]
+    hits = j.group_by(keys).aggregate(rescue=label.group_concat(", "), n_rescue=j.r_drug.count())
+    later = mri.select(
+        l_patient="patient_id", l_date="date", l_region="region", l_count=mri[rule.column]
+    )
+    j = hits.left_join(
+        later,
+        (hits.patient_id == later.l_patient)
+        & (later.l_region == hits.region)
+        & (later.l_date > hits.date),
+    )
+    j = j.mutate(
+        rn=ibis.row_number().over(group_by=["patient_id"], order_by=ibis.desc(j.l_date))
+    ).filter(_.rn == 0)
+    receded = (j.l_count == 0).fill_null(False)
+    days = j.date.delta(j.last_infusion, unit="day")
+    follow_up = ibis.ifelse(
+        j.l_date.isnull(),
+        ibis.literal("No follow-up MRI yet."),
+        ibis.literal("Latest follow-up MRI ")
+        .concat(as_text(j.l_date))
+        .concat(": ")
+        .concat(as_text(j.l_count))
+        .concat(" such lesions."),
+    )
+    found = make_findings(
+        j,
+        protocol=protocol,
+        code=rule.code,
+        severity=ibis.cases(
+            (receded, rule.receded_severity),
+            (j.n_rescue > 0, rule.rescued_severity),
+            else_=rule.severity,
+        ),
+        date=j.date,
+        title=rule.title,
+        detail=rule.detail,
+        action=rule.action,
+        source=rule.source,
+        fields={
+            "region": j.region,
+            "date": j.date,
+            "count": j["count"],
+            "gd": j.gd_enhancing,
+            "days_after_infusion": days,
+            "repopulation": _repopulation(protocol, days),
+            "rescue": j.rescue.fill_null("none"),
+            "follow_up": follow_up,
+        },
+    )
+    ev = make_evidence(
+        j,
+        code=rule.code,
+        table="mri",
+        date=j.date,
+        item=ibis.literal("mri ").concat(j.region),
+        value=ibis.literal(f"{rule.column}=")
+        .concat(as_text(j["count"]))
+        .concat(", gd_enhancing=")
+        .concat(as_text(j.gd_enhancing)),
+    )
+    return found, ev
+
+
+def infusion_proximity(ctx: Context, protocol: Protocol) -> list[Pair]:
+    return [_proximity(ctx, protocol, rule) for rule in protocol.infusion_proximity]
+
+
+def _proximity(ctx: Context, protocol: Protocol, rule: InfusionProximity) -> Pair:
+    rows = treatment_rows(ctx, protocol.therapy).rename(i_patient="patient_id")
+    rel = ctx.tables["relapses"].select("patient_id", "onset_date")
+    j = rel.join(
+        rows,
+        (rel.patient_id == rows.i_patient)
+        & (rel.onset_date >= rows.start_date)
+        & (rel.onset_date <= add_days(rows.end_date, rule.days_after_infusion)),
+    )
+    infusion = ibis.least(j.end_date, j.onset_date)
+    j = j.mutate(infusion_date=infusion, days_after=j.onset_date.delta(infusion, unit="day"))
+    t = j.mutate(
+        rn=ibis.row_number().over(group_by="patient_id", order_by=ibis.desc(j.onset_date))
+    ).filter(_.rn == 0)
+    found = make_findings(
+        t,
+        protocol=protocol,
+        code=rule.code,
+        severity=rule.severity,
+        date=t.onset_date,
+        title=rule.title,
+        detail=rule.detail,
+        action=rule.action,
+        source=rule.source,
+        fields={
+            "onset_date": t.onset_date,
+            "days_after_infusion": t.days_after,
+            "infusion_date": t.infusion_date,
+        },
+    )
+    ev = make_evidence(
+        t,
+        code=rule.code,
+        table="relapses",
+        date=t.onset_date,
+        item="relapse onset",
+        value=as_text(t.onset_date),
+    )
+    return found, ev

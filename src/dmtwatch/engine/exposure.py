@@ -1,0 +1,69 @@
+"""Courses and exposures of a protocol's drug, as whole-table window queries.
+
+Treatment rows closer than the protocol's gap merge into one episode (an alemtuzumab
+course exported one row per infusion day, or natalizumab one row per infusion).
+"""
+
+from __future__ import annotations
+
+import ibis
+from ibis import _
+
+from dmtwatch.engine.context import Context
+from dmtwatch.protocols.schema import Therapy
+
+
+def treatment_rows(ctx: Context, therapy: Therapy) -> ibis.Table:
+    """The drug's rows with an effective last day no later than as-of."""
+    tr = ctx.tables["treatments"].filter(_.drug == therapy.drug)
+    open_end = tr.start_date if therapy.open_end == "single_day" else ctx.as_of_lit
+    end = ibis.least(tr.end_date.fill_null(open_end), ctx.as_of_lit)
+    return tr.select("patient_id", "start_date", end_date=end)
+
+
+def episodes(ctx: Context, therapy: Therapy) -> ibis.Table:
+    """One row per patient and episode: start, last day, days exposed, number."""
+    rows = treatment_rows(ctx, therapy)
+    order = [rows.start_date, rows.end_date]
+    rows = rows.mutate(
+        reach=rows.end_date.max().over(
+            ibis.cumulative_window(group_by="patient_id", order_by=order)
+        )
+    )
+    rows = rows.mutate(prev_reach=rows.reach.lag().over(group_by="patient_id", order_by=order))
+    rows = rows.mutate(
+        new=(
+            rows.prev_reach.isnull()
+            | (rows.start_date.delta(rows.prev_reach, unit="day") > therapy.episode_gap_days)
+        ).cast("int32")
+    )
+    rows = rows.mutate(
+        episode=rows.new.sum().over(ibis.cumulative_window(group_by="patient_id", order_by=order))
+    )
+    eps = rows.group_by("patient_id", "episode").aggregate(
+        start=rows.start_date.min(), end=rows.end_date.max()
+    )
+    return eps.mutate(days=eps.end.delta(eps.start, unit="day") + 1)
+
+
+def current_episode(ctx: Context, therapy: Therapy) -> ibis.Table:
+    """Per patient: the latest episode, the first exposure (day 0) and days exposed."""
+    eps = episodes(ctx, therapy)
+    totals = eps.group_by("patient_id").aggregate(
+        first_start=eps.start.min(), exposure_days=eps.days.sum(), last_episode=eps.episode.max()
+    )
+    latest = eps.join(
+        totals, (eps.patient_id == totals.patient_id) & (eps.episode == totals.last_episode)
+    )
+    return latest.select("patient_id", "episode", "start", "end", "first_start", "exposure_days")
+
+
+def last_end_before(ctx: Context, therapy: Therapy, events: ibis.Table, date: str) -> ibis.Table:
+    """`events` with `last_infusion`: the latest treatment day on or before its `date`."""
+    rows = treatment_rows(ctx, therapy)
+    j = events.join(
+        rows, (events.patient_id == rows.patient_id) & (rows.start_date <= events[date])
+    )
+    last = ibis.least(j.end_date, j[date])
+    keys = [c for c in events.columns]
+    return j.group_by(keys).aggregate(last_infusion=last.max())

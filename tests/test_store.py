@@ -1,0 +1,321 @@
+"""The store: round trips with exact types, once-only rows, atomic saves, migrations, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+
+from dmtwatch.model.dataset import Dataset
+from dmtwatch.model.tables import CANONICAL_TYPES
+from dmtwatch.store import StoreError, load, save
+from dmtwatch.store.connection import alembic_config
+from dmtwatch.store.rowkey import row_keys
+from dmtwatch.store.schema import TABLES, metadata
+
+D = date
+
+
+def sample() -> Dataset:
+    """Every table, with a null in every nullable column and awkward text."""
+    return Dataset(
+        {
+            "patients": pa.table(
+                {
+                    "patient_id": ["P001", "P002", "P003"],
+                    "sex": ["F", "M", None],
+                    "birth_date": ["1980", "1975-06", "1990-02-03"],
+                    "ms_type": ["RRMS", None, "SPMS"],
+                    "ms_onset_date": [D(2010, 3, 1), None, D(2001, 12, 31)],
+                }
+            ),
+            "treatments": pa.table(
+                {
+                    "patient_id": ["P001", "P001", "P002"],
+                    "drug": ["alemtuzumab", "alemtuzumab", "natalizumab"],
+                    "start_date": [D(2014, 5, 1), D(2015, 5, 4), D(2012, 1, 9)],
+                    "end_date": [D(2014, 5, 5), None, D(2013, 2, 1)],
+                    "course": [1, 2, None],
+                    "dose": [12.0, 12.0, None],
+                    "dose_unit": ["mg", "mg", None],
+                    "stop_reason": [None, None, "pml_risk"],
+                }
+            ),
+            "labs": pa.table(
+                {
+                    "patient_id": ["P001", "P001", "P002", "P002"],
+                    "date": [D(2014, 6, 1), D(2014, 6, 1), D(2014, 7, 1), D(2014, 7, 2)],
+                    "test": ["platelets", "urine_blood", "tsh", "creatinine"],
+                    "value": [150.0, None, 0.1, 1e-7],
+                    "value_text": [None, "positive", None, "tab\there|pipe 3:x ü"],
+                    "unit": ["10^9/L", None, "mU/L", "µmol/L"],
+                    "ref_low": [150.0, None, 0.4, None],
+                    "ref_high": [400.0, None, 4.0, 110.5],
+                }
+            ),
+            "relapses": pa.table(
+                {
+                    "patient_id": ["P001", "P001", "P003"],
+                    "onset_date": [D(2013, 1, 1), D(2016, 2, 29), D(2019, 7, 7)],
+                    "confirmed": [True, False, None],
+                    "severity": ["mild", None, "severe"],
+                }
+            ),
+            "mri": pa.table(
+                {
+                    "patient_id": ["P001", "P002"],
+                    "date": [D(2015, 1, 1), D(2015, 1, 2)],
+                    "region": ["brain", "spine"],
+                    "contrast": [True, None],
+                    "new_t2": [0, 3],
+                    "gd_enhancing": [None, 1],
+                    "ring_enhancing": [0, None],
+                }
+            ),
+            "edss": pa.table(
+                {
+                    "patient_id": ["P001", "P001"],
+                    "date": [D(2014, 1, 1), D(2015, 1, 1)],
+                    "score": [2.5, 0.0],
+                }
+            ),
+            "adverse_events": pa.table(
+                {
+                    "patient_id": ["P001", "P002"],
+                    "onset_date": [D(2016, 3, 1), D(2013, 4, 4)],
+                    "term": ["Graves' disease", "PML"],
+                    "category": ["thyroid", "infection"],
+                    "serious": [False, True],
+                    "grade": [None, 4],
+                    "outcome": ["recovering", None],
+                    "resolution_date": [None, D(2014, 1, 1)],
+                }
+            ),
+        }
+    )
+
+
+def with_table(dataset: Dataset, name: str, table: pa.Table) -> Dataset:
+    return Dataset({**dataset.tables, name: table})
+
+
+def assert_same(actual: Dataset, expected: Dataset) -> None:
+    for name in CANONICAL_TYPES:
+        assert actual[name].schema == expected[name].schema, name
+        assert actual[name].to_pylist() == expected[name].to_pylist(), name
+
+
+def stored_rows(url: str) -> dict[str, int]:
+    """Row counts straight from the database, not through load()."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return {
+                name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in TABLES.items()
+            }
+    finally:
+        engine.dispose()
+
+
+def test_round_trip_keeps_values_types_and_nulls(db_url: str) -> None:
+    dataset = sample()
+    assert save(dataset, db_url) == dataset.row_counts()
+    assert_same(load(db_url), dataset)
+
+
+def test_saving_the_same_rows_twice_stores_them_once(db_url: str) -> None:
+    dataset = sample()
+    save(dataset, db_url)
+    assert save(dataset, db_url) == {name: 0 for name in CANONICAL_TYPES}
+    assert stored_rows(db_url) == dataset.row_counts()
+    assert_same(load(db_url), dataset)
+
+
+def test_duplicate_rows_within_one_save_are_stored_once(db_url: str) -> None:
+    edss = sample()["edss"]
+    dataset = with_table(sample(), "edss", pa.concat_tables([edss, edss]))
+    assert save(dataset, db_url)["edss"] == edss.num_rows
+    assert load(db_url)["edss"].to_pylist() == edss.to_pylist()
+
+
+def test_a_changed_lab_row_is_stored_as_a_new_row(db_url: str) -> None:
+    dataset = sample()
+    save(dataset, db_url)
+    labs = dataset["labs"].to_pylist()
+    labs[0]["value"] = 151.0
+    changed = with_table(dataset, "labs", pa.Table.from_pylist(labs))
+    assert save(changed, db_url) == {name: int(name == "labs") for name in CANONICAL_TYPES}
+    loaded = load(db_url)["labs"].to_pylist()
+    assert loaded == [*dataset["labs"].to_pylist(), labs[0]]
+
+
+def test_a_changed_patient_is_updated_not_duplicated(db_url: str) -> None:
+    dataset = sample()
+    save(dataset, db_url)
+    patients = dataset["patients"].to_pylist()
+    patients[1]["ms_type"] = "SPMS"
+    patients[1]["birth_date"] = "1975-06-14"
+    changed = with_table(dataset, "patients", pa.Table.from_pylist(patients))
+    assert save(changed, db_url) == {name: int(name == "patients") for name in CANONICAL_TYPES}
+    assert load(db_url)["patients"].to_pylist() == patients
+
+
+def test_the_last_row_of_a_patient_in_one_save_wins(db_url: str) -> None:
+    first = {"patient_id": "P9", "sex": "F", "birth_date": "1970"}
+    last = {"patient_id": "P9", "sex": "F", "birth_date": "1971"}
+    dataset = Dataset({"patients": pa.Table.from_pylist([first, last])})
+    assert save(dataset, db_url)["patients"] == 1
+    assert load(db_url)["patients"]["birth_date"].to_pylist() == ["1971"]
+
+
+def _null_patient_id(labs: pa.Table) -> pa.Table:
+    """A row the database refuses (patient_id is NOT NULL): fails inside the INSERT."""
+    rows = labs.to_pylist()
+    rows[-1]["patient_id"] = None
+    return pa.Table.from_pylist(rows, schema=labs.schema)
+
+
+def _text_in_a_number_column(labs: pa.Table) -> pa.Table:
+    """A table that is not canonical at all: fails before anything of it is written."""
+    return labs.set_column(3, "value", pa.array(["high"] * labs.num_rows))
+
+
+@pytest.mark.parametrize("break_labs", [_null_patient_id, _text_in_a_number_column])
+def test_a_failed_save_leaves_the_database_unchanged(db_url: str, break_labs) -> None:
+    before = sample()
+    save(before, db_url)
+    # New rows in the tables saved before labs, then a labs table that fails.
+    more = Dataset(
+        {
+            "patients": pa.table({"patient_id": ["P100"], "sex": ["F"]}),
+            "treatments": pa.table(
+                {"patient_id": ["P100"], "drug": ["ocrelizumab"], "start_date": [D(2020, 1, 1)]}
+            ),
+            "labs": sample()["labs"].slice(0, 0),
+        }
+    )
+    more.tables["labs"] = break_labs(
+        pa.Table.from_pylist(
+            [{**row, "date": D(2021, 1, 1)} for row in sample()["labs"].to_pylist()],
+            schema=sample()["labs"].schema,
+        )
+    )
+    with pytest.raises(StoreError, match="labs"):
+        save(more, db_url)
+    assert stored_rows(db_url) == before.row_counts()
+    assert_same(load(db_url), before)
+
+
+def test_a_failed_first_save_leaves_no_rows(db_url: str) -> None:
+    broken = sample()
+    broken.tables["labs"] = _null_patient_id(broken["labs"])
+    with pytest.raises(StoreError):
+        save(broken, db_url)
+    assert_same(load(db_url), Dataset())
+
+
+def test_migrations_create_exactly_the_model(db_url: str) -> None:
+    assert save(Dataset(), db_url) == {name: 0 for name in CANONICAL_TYPES}
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            assert context.get_current_revision() == head
+    finally:
+        engine.dispose()
+    assert_same(load(db_url), Dataset())
+
+
+def test_nan_is_stored_as_null_and_negative_zero_as_zero(db_url: str) -> None:
+    edss = pa.table(
+        {"patient_id": ["P1", "P1"], "date": [D(2020, 1, 1), D(2020, 2, 1)], "score": [-0.0, None]}
+    )
+    labs = sample()["labs"].slice(0, 1).set_column(3, "value", pa.array([float("nan")]))
+    save(Dataset({"edss": edss, "labs": labs}), db_url)
+    loaded = load(db_url)
+    assert [str(v) for v in loaded["edss"]["score"].to_pylist()] == ["0.0", "None"]
+    assert loaded["labs"]["value"].to_pylist() == [None]
+
+
+@pytest.mark.postgres
+def test_a_plain_postgresql_url_uses_psycopg(pg_url: str) -> None:
+    plain = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    save(sample(), plain)
+    assert_same(load(plain), sample())
+
+
+def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
+    url = "postgresql://clinic:s3cr3t-pw@127.0.0.1:1/dmtwatch"
+    with pytest.raises(StoreError) as caught:
+        save(sample(), url)
+    message = str(caught.value)
+    assert "postgresql://clinic:***@127.0.0.1:1/dmtwatch" in message
+    assert "s3cr3t-pw" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("not a url", "not a database URL"),
+        ("mysql://clinic:s3cr3t-pw@db/clinic", "unsupported database mysql://clinic:***@db"),
+        ("sqlite:////nonexistent-dir/sub/clinic.db", "cannot open database sqlite:////nonexistent"),
+    ],
+)
+def test_bad_urls_are_store_errors(url: str, words: str) -> None:
+    with pytest.raises(StoreError, match=words) as caught:
+        save(sample(), url)
+    assert "s3cr3t-pw" not in str(caught.value)
+
+
+def test_loading_a_missing_sqlite_file_neither_creates_it_nor_returns_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "typo.db"
+    with pytest.raises(StoreError, match="no such database"):
+        load(f"sqlite:///{path}")
+    assert not path.exists()
+
+
+def test_loading_a_database_never_imported_into_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    sqlite3.connect(path).close()
+    with pytest.raises(StoreError, match="holds no dmtwatch store"):
+        load(f"sqlite:///{path}")
+
+
+def test_row_keys_are_fixed_for_given_values() -> None:
+    """Golden values: a change here would duplicate every row already stored."""
+    encoded = [
+        "4:P001|10:2014-06-01|9:platelets|5:150.0|~|6:10^9/L|5:150.0|5:400.0",
+        "4:P001|10:2014-06-01|11:urine_blood|~|8:positive|~|~|~",
+    ]
+    expected = [hashlib.sha1(row.encode()).hexdigest() for row in encoded]
+    assert expected == [
+        "3ea4b7e918af788b6bd6e87c0daef6c0f97a7d58",
+        "8c1b1809621f96e964928a5b3fdfb2b46e677be6",
+    ]
+    assert row_keys(sample()["labs"].slice(0, 2)).to_pylist() == expected
+
+
+def test_row_keys_tell_null_empty_and_separators_apart() -> None:
+    table = pa.table(
+        {
+            "a": pa.array([None, "", "None", "a|b", "a", "1:a"]),
+            "b": pa.array(["", None, "", "", "b", None]),
+        }
+    )
+    keys = row_keys(table).to_pylist()
+    assert len(set(keys)) == len(keys)
+    assert row_keys(table).to_pylist() == keys
