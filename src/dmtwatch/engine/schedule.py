@@ -101,7 +101,8 @@ def overdue(ctx: Context, protocol: Protocol) -> tuple[ibis.Table, ibis.Table]:
         date=t.due,
         title="{name} overdue",
         detail="{name} was due on {due} ({days_overdue} days ago); last done {last_done}; "
-        "monitoring after {drug} runs until {monitoring_ends}.",
+        + protocol.therapy.monitoring_note
+        + ".",
         action="Arrange the test and record the result; contact the patient if they have missed appointments.",
         source=protocol.schedule[0].source,
         fields=fields,

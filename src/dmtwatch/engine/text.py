@@ -13,6 +13,8 @@ import ibis
 def as_text(value: ibis.Value, missing: str = "not recorded") -> ibis.StringValue:
     if value.type().is_floating():
         value = value.round(3)
+    if value.type().is_date():  # date arithmetic may be a timestamp inside the database
+        return value.strftime("%Y-%m-%d").fill_null(missing)
     return value.cast("string").fill_null(missing)
 
 

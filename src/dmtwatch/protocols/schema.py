@@ -40,6 +40,7 @@ class Therapy(_Strict):
     open_end: Literal["single_day", "ongoing"]
     clock_starts: Literal["episode_start", "episode_end"]
     monitoring_days_after_end: int = Field(ge=0)
+    monitoring_note: str  # template: {monitoring_ends} is the last monitored day
     source: list[str] = Field(min_length=1)
 
 

@@ -139,7 +139,9 @@ def _save_table(connection: Connection, name: str, table: pa.Table) -> int:
     prepared = _prepare(name, table)
     stage = _stage(connection, name)
     _fill(connection, stage, prepared)
-    stored = connection.execute(_merge(connection, name, stage)).rowcount
+    merge = _merge(connection, name, stage)
+    # rowcount of an INSERT is only kept for us when asked (psycopg resets it on close).
+    stored = connection.execute(merge, execution_options={"preserve_rowcount": True}).rowcount
     stage.drop(connection)
     return stored
 
