@@ -63,6 +63,7 @@ def _relapse_imaging(ctx: Context, protocol: Protocol, rule: RelapseImaging) -> 
         )
     )
     t = per.filter((per.rn == 0) & (per.first_mri.isnull() | (per.mri_delay > rule.within_days)))
+    t = ctx.stage(t)
     days = t.onset_date.delta(t.last_infusion, unit="day")
     mri_state = ibis.ifelse(
         t.first_mri.isnull(),
@@ -133,6 +134,7 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
     j = j.mutate(
         rn=ibis.row_number().over(group_by=["patient_id"], order_by=ibis.desc(j.l_date))
     ).filter(_.rn == 0)
+    j = ctx.stage(j)
     receded = (j.l_count == 0).fill_null(False)
     days = j.date.delta(j.last_infusion, unit="day")
     follow_up = ibis.ifelse(
@@ -201,6 +203,7 @@ def _proximity(ctx: Context, protocol: Protocol, rule: InfusionProximity) -> Pai
     t = j.mutate(
         rn=ibis.row_number().over(group_by="patient_id", order_by=ibis.desc(j.onset_date))
     ).filter(_.rn == 0)
+    t = ctx.stage(t)
     found = make_findings(
         t,
         protocol=protocol,

@@ -1,19 +1,43 @@
-"""The tables the engine reads: the canonical Dataset in DuckDB, cut at the as-of date.
+"""What rules are written against: the canonical tables as named, unbound Ibis tables.
 
-Nothing dated after `as_of` exists here, so no rule can see the future: treatments that
-start later are dropped and courses that run past it end on it.
+Rules build Ibis expressions over `in_<table>` (the input already cut at the as-of date)
+and the scalar `as_of`. Nothing touches data while a plan is compiled: the expressions
+become SQL once per process (compiling is the slow part of Ibis, not running), and the
+same SQL then runs on any clinic and any as-of date.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import duckdb
 import ibis
 
-from dmtwatch.model.dataset import Dataset
-from dmtwatch.model.tables import EVENT_DATE
+from dmtwatch.model.tables import CANONICAL_TYPES
+
+_IBIS_TYPE = {
+    "VARCHAR": "string",
+    "DATE": "date",
+    "DOUBLE": "float64",
+    "INTEGER": "int32",
+    "BOOLEAN": "boolean",
+}
+
+
+_SQL_TYPE = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "boolean": "BOOLEAN"}
+
+
+def _sql_literal(v: object) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int | float):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def input_schema(table: str) -> ibis.Schema:
+    return ibis.schema({c: _IBIS_TYPE[t] for c, t in CANONICAL_TYPES[table].items()})
 
 
 def add_days(date: ibis.DateValue, days: int | ibis.IntegerValue) -> ibis.DateValue:
@@ -22,15 +46,50 @@ def add_days(date: ibis.DateValue, days: int | ibis.IntegerValue) -> ibis.DateVa
     return (date + step).cast("date")
 
 
+@dataclass(frozen=True)
+class Step:
+    """A named intermediate table: `CREATE TEMP TABLE name AS sql`."""
+
+    name: str
+    sql: str
+
+
 @dataclass
 class Context:
-    con: ibis.BaseBackend
-    as_of: dt.date
-    tables: dict[str, ibis.Table]
+    tables: dict[str, ibis.Table] = field(
+        default_factory=lambda: {
+            n: ibis.table(input_schema(n), name=f"in_{n}") for n in CANONICAL_TYPES
+        }
+    )
+    steps: list[Step] = field(default_factory=list)
+    _memo: dict[str, ibis.Table] = field(default_factory=dict)
 
     @property
-    def as_of_lit(self) -> ibis.Value:
-        return ibis.literal(self.as_of, type="date")
+    def as_of_lit(self) -> ibis.DateValue:
+        """The as-of date, read from the one-row `params` table at run time."""
+        return ibis.table({"as_of": "date"}, name="params").as_of.max().as_scalar()
+
+    def materialize(self, name: str, expr: ibis.Table) -> ibis.Table:
+        """Compute `expr` once into a named table that later rules read by name."""
+        if name not in self._memo:
+            self.steps.append(Step(name, ibis.to_sql(expr, dialect="duckdb")))
+            self._memo[name] = ibis.table(expr.schema(), name=name)
+        return self._memo[name]
+
+    def stage(self, expr: ibis.Table) -> ibis.Table:
+        """Materialize a rule's rows so its findings and evidence both read them cheaply."""
+        return self.materialize(f"stage_{len(self.steps)}", expr)
+
+    def constants(self, name: str, schema: dict[str, str], rows: list[tuple]) -> ibis.Table:
+        """A small table of protocol values (e.g. the schedule), as a named step."""
+        values = ", ".join("(" + ", ".join(_sql_literal(v) for v in row) + ")" for row in rows)
+        cols = ", ".join(f'"{c}"' for c in schema)
+        casts = ", ".join(f'CAST("{c}" AS {_SQL_TYPE[t]}) AS "{c}"' for c, t in schema.items())
+        sql = f"SELECT {casts} FROM (VALUES {values}) AS v({cols})"
+        if name not in self._memo:
+            self.steps.append(Step(name, sql))
+            self._memo[name] = ibis.table(schema, name=name)
+        return self._memo[name]
 
     def observations(self) -> ibis.Table:
         """Lab results and MRI scans as (patient_id, date, test): what a schedule counts.
@@ -40,18 +99,4 @@ class Context:
         labs = self.tables["labs"].select("patient_id", "date", "test")
         mri = self.tables["mri"]
         mri = mri.select("patient_id", "date", test=ibis.literal("mri_").concat(mri.region))
-        return labs.union(mri)
-
-
-def make_context(dataset: Dataset, as_of: dt.date) -> Context:
-    raw = duckdb.connect()
-    raw.execute("SET preserve_insertion_order = false")
-    con = ibis.duckdb.from_connection(raw)
-    tables = {}
-    for name, arrow in dataset.tables.items():
-        raw.register(f"src_{name}", arrow)
-        table = con.table(f"src_{name}")
-        if name in EVENT_DATE:
-            table = table.filter(table[EVENT_DATE[name]] <= ibis.literal(as_of, type="date"))
-        tables[name] = table
-    return Context(con, as_of, tables)
+        return self.materialize("observations", labs.union(mri))

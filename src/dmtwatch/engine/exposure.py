@@ -55,7 +55,8 @@ def current_episode(ctx: Context, therapy: Therapy) -> ibis.Table:
     latest = eps.join(
         totals, (eps.patient_id == totals.patient_id) & (eps.episode == totals.last_episode)
     )
-    return latest.select("patient_id", "episode", "start", "end", "first_start", "exposure_days")
+    latest = latest.select("patient_id", "episode", "start", "end", "first_start", "exposure_days")
+    return ctx.materialize(f"episode_{therapy.drug}", latest)
 
 
 def last_end_before(ctx: Context, therapy: Therapy, events: ibis.Table, date: str) -> ibis.Table:

@@ -20,21 +20,20 @@ from dmtwatch.protocols.schema import Flag, GradeCriterion, Grading, Protocol
 _NEVER = ibis.literal(False)
 
 
-def with_limits(labs: ibis.Table) -> ibis.Table:
+def limited_labs(ctx: Context) -> ibis.Table:
     """Results with the lab's own limits, or the catalogue's defaults where none given."""
+    labs = ctx.tables["labs"]
     cat = lab_catalogue().tests
-    defaults = ibis.memtable(
-        {
-            "d_test": list(cat),
-            "d_low": [t.ref_low for t in cat.values()],
-            "d_high": [t.ref_high for t in cat.values()],
-        },
-        schema={"d_test": "string", "d_low": "float64", "d_high": "float64"},
+    defaults = ctx.constants(
+        "lab_defaults",
+        {"d_test": "string", "d_low": "float64", "d_high": "float64"},
+        [(name, t.ref_low, t.ref_high) for name, t in cat.items()],
     )
     j = labs.left_join(defaults, labs.test == defaults.d_test)
-    return j.mutate(
+    j = j.mutate(
         ref_low=j.ref_low.fill_null(j.d_low), ref_high=j.ref_high.fill_null(j.d_high)
     ).drop("d_test", "d_low", "d_high")
+    return ctx.materialize("labs_limited", j)
 
 
 def _day0(ctx: Context, protocol: Protocol) -> ibis.Table:
@@ -72,7 +71,7 @@ def _grade(rule: Grading, t: ibis.Table) -> ibis.IntegerValue:
 def graded_results(ctx: Context, protocol: Protocol) -> ibis.Table:
     """Every graded result after day 0, with its grade, limits and the patient's baseline."""
     rules = {r.test: r for r in protocol.grading}
-    labs = with_limits(ctx.tables["labs"].filter(_.test.isin(list(rules))))
+    labs = limited_labs(ctx).filter(_.test.isin(list(rules)))
     day0 = _day0(ctx, protocol)
     j = labs.join(day0, "patient_id")
     pre = j.filter(j.date <= j.first_start)
@@ -103,10 +102,14 @@ def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
             order_by=[ibis.desc(graded.date), ibis.desc(graded.grade)],
         )
     ).filter(_.rn == 0)
-    latest = latest.join(worst, ["patient_id", "test"]).filter(_.grade >= 1).cache()
+    latest = ctx.materialize(
+        f"graded_latest_{protocol.id}",
+        latest.join(worst, ["patient_id", "test"]).filter(_.grade >= 1),
+    )
     out = []
     for rule in protocol.grading:
         t = latest.filter(latest.test == rule.test)
+        t = ctx.stage(t)
         fields = {
             "grade": t.grade,
             "worst_grade": t.worst_grade,
@@ -158,7 +161,7 @@ def _beyond(
 
 
 def _latest_after_day0(ctx: Context, protocol: Protocol, test: str) -> ibis.Table:
-    labs = with_limits(ctx.tables["labs"].filter(_.test == test))
+    labs = limited_labs(ctx).filter(_.test == test)
     j = labs.join(_day0(ctx, protocol), "patient_id")
     j = j.filter(j.date > j.first_start)
     return j.mutate(
@@ -174,7 +177,7 @@ def flag_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ib
 
 def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibis.Table]:
     t = _latest_after_day0(ctx, protocol, rule.test)
-    t = t.filter(_beyond(rule.when, t).fill_null(False))
+    t = ctx.stage(t.filter(_beyond(rule.when, t).fill_null(False)))
     severity: ibis.Value | str = rule.severity
     fields = {
         "value": t.value,
@@ -185,13 +188,17 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
     }
     comp = rule.companion
     if comp is not None:
-        c = with_limits(ctx.tables["labs"].filter(_.test == comp.test)).select(
-            c_patient="patient_id",
-            c_date="date",
-            c_value="value",
-            c_unit="unit",
-            c_low="ref_low",
-            c_high="ref_high",
+        c = (
+            limited_labs(ctx)
+            .filter(_.test == comp.test)
+            .select(
+                c_patient="patient_id",
+                c_date="date",
+                c_value="value",
+                c_unit="unit",
+                c_low="ref_low",
+                c_high="ref_high",
+            )
         )
         j = t.left_join(
             c,
@@ -206,6 +213,7 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
         ).filter(_.c_rn == 0)
         excluded = _beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False)
         t = j.filter(~excluded)
+        t = ctx.stage(t)
         escalated = _beyond(comp.escalates, t, "c_value", "c_low", "c_high").fill_null(False)
         severity = ibis.ifelse(escalated, rule.escalated_severity or rule.severity, rule.severity)
         state = ibis.cases(
@@ -264,6 +272,7 @@ def exposure_flag_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.
         t = j.filter(
             (j.rn == 0) & (j.value > rule.above) & (j.exposure_days > rule.min_exposure_days)
         )
+        t = ctx.stage(t)
         found = make_findings(
             t,
             protocol=protocol,

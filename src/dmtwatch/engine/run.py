@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cache
 
 import duckdb
+import ibis
 import pyarrow as pa
 
 from dmtwatch.engine.clinical import imaging_findings, infusion_proximity, relapse_imaging
-from dmtwatch.engine.context import make_context
+from dmtwatch.engine.context import Context, Step
 from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS
 from dmtwatch.engine.labs import exposure_flag_findings, flag_findings, grading_findings
 from dmtwatch.engine.schedule import missing_baseline, overdue
 from dmtwatch.model.dataset import Dataset
-from dmtwatch.protocols.schema import SEVERITY_ORDER, Protocol, load_protocols
+from dmtwatch.model.tables import EVENT_DATE
+from dmtwatch.protocols.schema import SEVERITY_ORDER, Protocol, load_protocol, protocol_names
 
 # Codes whose findings are kept per test, not per patient (contract section 4).
 PER_TEST_CODES = ("MON-OVERDUE", "MON-BASELINE")
@@ -35,28 +38,61 @@ class Findings:
         return {c: codes.count(c) for c in sorted(set(codes))}
 
 
-def run_check(
-    dataset: Dataset, as_of: dt.date, protocols: list[Protocol] | None = None
-) -> Findings:
-    ctx = make_context(dataset, as_of)
-    pairs = []
-    for protocol in protocols or load_protocols():
-        for maker in (overdue, missing_baseline):
-            found, ev = maker(ctx, protocol)
-            if found is not None:
-                pairs.append((found, ev))
-        for maker in (
-            grading_findings,
-            flag_findings,
-            exposure_flag_findings,
-            relapse_imaging,
-            imaging_findings,
-            infusion_proximity,
-        ):
-            pairs += maker(ctx, protocol)
-    found = [ctx.con.to_pyarrow(f.select(*FINDING_COLUMNS)) for f, _ in pairs]
-    evidence = [ctx.con.to_pyarrow(e.select(*EVIDENCE_COLUMNS)) for _, e in pairs]
-    return _reduce(as_of, pa.concat_tables(found), pa.concat_tables(evidence))
+@dataclass(frozen=True)
+class Plan:
+    """Protocols compiled to SQL: intermediate steps, then the findings and evidence."""
+
+    steps: tuple[Step, ...]
+    findings_sql: str
+    evidence_sql: str
+
+
+RULE_KINDS = (
+    overdue,
+    missing_baseline,
+    grading_findings,
+    flag_findings,
+    exposure_flag_findings,
+    relapse_imaging,
+    imaging_findings,
+    infusion_proximity,
+)
+
+
+def compile_plan(protocols: list[Protocol]) -> Plan:
+    ctx = Context()
+    found, evidence = [], []
+    for protocol in protocols:
+        for kind in RULE_KINDS:
+            for f, e in kind(ctx, protocol):
+                found.append(f.select(*FINDING_COLUMNS))
+                evidence.append(e.select(*EVIDENCE_COLUMNS))
+    union = lambda ts: ibis.to_sql(ibis.union(*ts), dialect="duckdb")  # noqa: E731
+    return Plan(tuple(ctx.steps), union(found), union(evidence))
+
+
+@cache
+def _plan_for(protocol_ids: tuple[str, ...]) -> Plan:
+    return compile_plan([load_protocol(p) for p in protocol_ids])
+
+
+def run_check(dataset: Dataset, as_of: dt.date, protocols: list[str] | None = None) -> Findings:
+    """Findings for the whole cohort as of a date (nothing dated later is used)."""
+    plan = _plan_for(tuple(protocols or protocol_names()))
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("CREATE TEMP TABLE params AS SELECT ?::DATE AS as_of", [as_of])
+    for name, arrow in dataset.tables.items():
+        con.register(f"src_{name}", arrow)
+        cut = (
+            f" WHERE {EVENT_DATE[name]} <= (SELECT as_of FROM params)" if name in EVENT_DATE else ""
+        )
+        con.execute(f"CREATE VIEW in_{name} AS SELECT * FROM src_{name}{cut}")
+    for step in plan.steps:
+        con.execute(f'CREATE TEMP TABLE "{step.name}" AS {step.sql}')
+    found = con.sql(plan.findings_sql).to_arrow_table()
+    evidence = con.sql(plan.evidence_sql).to_arrow_table()
+    return _reduce(as_of, found, evidence)
 
 
 def _reduce(as_of: dt.date, found: pa.Table, evidence: pa.Table) -> Findings:

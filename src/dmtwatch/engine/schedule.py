@@ -16,23 +16,35 @@ from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.text import as_text
 from dmtwatch.protocols.schema import Protocol
 
+_ITEM_SCHEMA = {
+    "item": "string",
+    "test": "string",
+    "n_tests": "int64",
+    "require_all": "boolean",
+    "interval_days": "int64",
+    "grace_days": "int64",
+    "escalate_after_days": "int64",
+    "baseline_days": "int64",
+}
 
-def _items(protocol: Protocol) -> ibis.Table:
+
+def _items(ctx: Context, protocol: Protocol) -> ibis.Table:
+    """One row per schedule item and test: the protocol's schedule as a table."""
     rows = [
-        {
-            "item": item.id,
-            "test": test,
-            "n_tests": len(item.tests),
-            "require_all": item.require == "all",
-            "interval_days": item.interval_days,
-            "grace_days": item.grace_days,
-            "escalate_after_days": item.escalate_after_days,
-            "baseline_days": item.baseline_days if item.baseline_days is not None else -1,
-        }
+        (
+            item.id,
+            test,
+            len(item.tests),
+            item.require == "all",
+            item.interval_days,
+            item.grace_days,
+            item.escalate_after_days,
+            item.baseline_days if item.baseline_days is not None else -1,
+        )
         for item in protocol.schedule
         for test in item.tests
     ]
-    return ibis.memtable(rows)
+    return ctx.constants(f"schedule_{protocol.id}", _ITEM_SCHEMA, rows)
 
 
 def _monitored(ctx: Context, protocol: Protocol) -> ibis.Table:
@@ -42,11 +54,11 @@ def _monitored(ctx: Context, protocol: Protocol) -> ibis.Table:
     return ep.filter(ctx.as_of_lit <= ends).mutate(clock=clock, monitoring_ends=ends)
 
 
-def overdue(ctx: Context, protocol: Protocol) -> tuple[ibis.Table, ibis.Table]:
+def overdue(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
     if not protocol.schedule:
-        return None, None
+        return []
     mon = _monitored(ctx, protocol)
-    items = _items(protocol)
+    items = _items(ctx, protocol)
     obs = ctx.observations()
     plan = mon.cross_join(items)
     done = plan.join(
@@ -79,6 +91,7 @@ def overdue(ctx: Context, protocol: Protocol) -> tuple[ibis.Table, ibis.Table]:
     t = t.mutate(due=add_days(ref, t.interval_days))
     t = t.mutate(days_overdue=ctx.as_of_lit.delta(t.due, unit="day"))
     t = t.filter(t.days_overdue > t.grace_days)
+    t = ctx.stage(t)
     names = {i.id: i.name for i in protocol.schedule}
     sources = {i.id: protocol.cite(i.source) for i in protocol.schedule}
     item_name = t.item.cases(*names.items())
@@ -117,14 +130,14 @@ def overdue(ctx: Context, protocol: Protocol) -> tuple[ibis.Table, ibis.Table]:
         item=ibis.literal(f"{protocol.therapy.drug} last day of the latest episode"),
         value=as_text(t.start).concat(" to ").concat(as_text(t.end)),
     )
-    return found, ev
+    return [(found, ev)]
 
 
-def missing_baseline(ctx: Context, protocol: Protocol) -> tuple[ibis.Table, ibis.Table]:
+def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
     """The latest episode started without the baseline the protocol asks for."""
-    items = _items(protocol).filter(_.baseline_days >= 0)
+    items = _items(ctx, protocol).filter(_.baseline_days >= 0)
     if not any(i.baseline_days is not None for i in protocol.schedule):
-        return None, None
+        return []
     mon = _monitored(ctx, protocol)
     obs = ctx.observations()
     plan = mon.cross_join(items)
@@ -144,6 +157,7 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> tuple[ibis.Table, ibis
     t = need.left_join(got, [need.patient_id == got.patient_id, need.item == got.item])
     n_done = t.n_done.fill_null(0)
     t = t.filter(ibis.ifelse(t.require_all, n_done < t.n_tests, n_done == 0))
+    t = ctx.stage(t)
     names = {i.id: i.name for i in protocol.schedule}
     found = make_findings(
         t,
@@ -172,4 +186,4 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> tuple[ibis.Table, ibis
         item=ibis.literal(f"{protocol.therapy.drug} start of the latest episode"),
         value=as_text(t.start),
     )
-    return found, ev
+    return [(found, ev)]
