@@ -43,7 +43,8 @@ def input_schema(table: str) -> ibis.Schema:
 def add_days(date: ibis.DateValue, days: int | ibis.IntegerValue) -> ibis.DateValue:
     """`date` plus a number of days, still a date (DuckDB widens date + interval)."""
     step = ibis.interval(days=days) if isinstance(days, int) else ibis.interval(days=1) * days
-    return (date + step).cast("date")
+    # Ibis types date + interval as a date and would drop a plain cast; go via timestamp.
+    return (date + step).cast("timestamp").cast("date")
 
 
 @dataclass(frozen=True)
