@@ -1,0 +1,3 @@
+from dmtwatch.cli import app
+
+app(prog_name="dmtwatch")
