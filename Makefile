@@ -36,7 +36,7 @@ test: lint
 	scripts/with-postgres.sh $(BIN)/python -m pytest
 
 docs: setup
-	$(BIN)/python -m dmtwatch.docs.findings docs/findings
+	$(BIN)/dmtwatch docs --out docs/findings --vignettes tests/vignettes
 
 bench: setup
 	$(BIN)/python benchmarks/check_scale.py

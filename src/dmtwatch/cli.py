@@ -171,5 +171,17 @@ def synth(
     out.print(f"wrote {out_dir}: {counts}", highlight=False)
 
 
+@app.command()
+def docs(
+    out_dir: Annotated[Path, typer.Option("--out")] = Path("docs/findings"),
+    vignettes: Annotated[Path | None, typer.Option("--vignettes")] = Path("tests/vignettes"),
+) -> None:
+    """Write one page per finding code, generated from the protocol files."""
+    from dmtwatch.render.finding_docs import write
+
+    written = write(out_dir, vignettes)
+    out.print(f"wrote {len(written)} pages to {out_dir}", highlight=False)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,191 @@
+"""One Markdown page per finding code, generated from the protocol files.
+
+The thresholds, windows, wording and sources on each page are read from the same
+protocol objects the engine compiles, so a page cannot disagree with `check`. A test
+regenerates the pages and compares them with docs/findings/.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from dmtwatch.protocols.schema import (
+    ExposureFlag,
+    Flag,
+    Grading,
+    ImagingFinding,
+    InfusionProximity,
+    Protocol,
+    RelapseImaging,
+    load_protocols,
+)
+
+MECHANISM = {
+    Grading: (
+        "The latest result of the test dated after day 0 (the first infusion) is graded with "
+        "CTCAE v5 criteria; the grade is the highest whose criterion holds. Limits are the "
+        "laboratory's own range when the result carries one, otherwise the catalogue default "
+        "(`model/lab_tests.yaml`). Baseline is the last result on or before day 0."
+    ),
+    Flag: (
+        "The latest result of the test dated after day 0 is compared with its limit. A "
+        "companion test within the stated window can exclude the finding or raise its severity."
+    ),
+    RelapseImaging: (
+        "For every relapse from day 0 on, the first MRI of the listed regions (with contrast "
+        "where required) on or after onset is looked up. With none at all the finding is "
+        "raised at once, from the day of onset; a scan later than the window gives the late "
+        "severity; a scan within the window satisfies the rule. One finding per patient: a "
+        "relapse still without a scan first, otherwise the latest relapse."
+    ),
+    ImagingFinding: (
+        "The latest MRI from day 0 on whose lesion count is above zero. The detail gives the "
+        "days since the last infusion, whether that lies in the B-cell repopulation window, "
+        "any rescue therapy started on or after the scan, and the latest follow-up scan of "
+        "the same region."
+    ),
+    InfusionProximity: (
+        "A relapse (any new neurological event recorded as one) whose onset falls on an "
+        "infusion day or within the stated number of days after the last day of a course row."
+    ),
+    ExposureFlag: (
+        "While the patient is on the drug: the latest result above the threshold after more "
+        "than the stated number of days of cumulative exposure."
+    ),
+}
+
+
+def _criteria_table(rule: Grading) -> list[str]:
+    lines = ["| grade | criterion (canonical unit) | severity |", "|---|---|---|"]
+    words = {
+        "below": "value < {}",
+        "below_lln": "value < {} x lower limit",
+        "above_uln": "value > {} x upper limit",
+        "above_baseline": "value > {} x baseline",
+        "above_abnormal_baseline": "value > {} x baseline, when baseline is above the upper limit",
+    }
+    for grade in sorted(rule.grades):
+        c = rule.grades[grade].model_dump(exclude_none=True)
+        text = " or ".join(words[k].format(f"{v:g}") for k, v in c.items())
+        lines.append(f"| {grade} | {text} | {rule.severity[grade]} |")
+    return lines
+
+
+def _rule_lines(protocol: Protocol, rule) -> list[str]:
+    out = [f"### {protocol.title} (`{protocol.id}.yaml`)", ""]
+    out += [MECHANISM[type(rule)], ""]
+    if isinstance(rule, Grading):
+        out += [f"Test: `{rule.test}` ({rule.term}), direction {rule.direction}.", ""]
+        out += _criteria_table(rule)
+        out.append("")
+    else:
+        params = rule.model_dump(exclude={"code", "title", "detail", "action", "source"})
+        out += ["| parameter | value |", "|---|---|"]
+        out += [f"| {k} | {json.dumps(v)} |" for k, v in params.items()]
+        if isinstance(rule, RelapseImaging | ImagingFinding) and protocol.repopulation_window_days:
+            lo, hi = protocol.repopulation_window_days
+            out.append(f"| B-cell repopulation window (days after the last infusion) | {lo}-{hi} |")
+        out.append("")
+    out += [f"**Title**: {rule.title}", "", f"**Detail**: {rule.detail}", ""]
+    out += [f"**Action**: {rule.action}", ""]
+    out += ["**Sources**:", ""] + [f"- {protocol.sources[k]}" for k in rule.source] + [""]
+    return out
+
+
+def _schedule_lines(protocol: Protocol) -> list[str]:
+    t = protocol.therapy
+    out = [f"### {protocol.title} (`{protocol.id}.yaml`)", ""]
+    out += [
+        f"Episodes: `{t.drug}` rows less than {t.episode_gap_days} days apart form one episode; "
+        f"the clock starts at the episode's {t.clock_starts.removeprefix('episode_')}; "
+        f"monitoring ends {t.monitoring_days_after_end} days after the episode's last day "
+        f"(an ongoing exposure ends on the as-of date: open end = {t.open_end}).",
+        "",
+        "An item is due one interval after the later of the clock start and the last time it "
+        "was done (for `all`, the least recent of its tests' latest results); it is overdue "
+        "once the grace period has passed, and high severity once it is overdue by more than "
+        "the escalation period.",
+        "",
+        "| item | tests | require | interval (days) | grace | escalate after | baseline window | why |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i in protocol.schedule:
+        out.append(
+            f"| `{i.id}` {i.name} | {', '.join(i.tests)} | {i.require} | {i.interval_days} | "
+            f"{i.grace_days} | {i.escalate_after_days} | {i.baseline_days} | {i.why} |"
+        )
+    keys = list(dict.fromkeys(k for i in protocol.schedule for k in [*t.source, *i.source]))
+    out += ["", "**Sources**:", ""] + [f"- {protocol.sources[k]}" for k in keys] + [""]
+    return out
+
+
+SCHEDULE_CODES = {
+    "MON-OVERDUE": "A test the protocol schedules is overdue (one finding per patient and item; `test` names the item).",
+    "MON-BASELINE": "The latest course or exposure started without the baseline test the protocol asks for (info).",
+}
+
+
+def _vignettes(folder: Path | None) -> dict[str, dict[str, list[str]]]:
+    found: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"raises": [], "clears": []})
+    if folder is None or not folder.is_dir():
+        return found
+    for case in sorted(p for p in folder.iterdir() if (p / "expected.json").exists()):
+        spec = json.loads((case / "expected.json").read_text())
+        for c in spec.get("cases", [spec]):
+            for e in c.get("expect", []):
+                found[e["code"]]["raises"].append(case.name)
+            for e in c.get("absent", []):
+                found[e["code"]]["clears"].append(case.name)
+    return found
+
+
+def pages(vignettes: Path | None = None) -> dict[str, str]:
+    """code -> Markdown page."""
+    protocols = load_protocols()
+    examples = _vignettes(vignettes)
+    by_code: dict[str, list[str]] = defaultdict(list)
+    for code, summary in SCHEDULE_CODES.items():
+        by_code[code] += [summary, ""]
+        for p in protocols:
+            if p.schedule:
+                by_code[code] += _schedule_lines(p)
+    for p in protocols:
+        for rule in p.rules():
+            by_code[rule.code] += _rule_lines(p, rule)
+    out = {}
+    for code, body in sorted(by_code.items()):
+        lines = [
+            f"# {code}",
+            "",
+            "<!-- generated by `dmtwatch docs` from the protocol files; do not edit -->",
+            "",
+        ]
+        lines += body
+        ex = examples.get(code)
+        if ex:
+            lines += ["## Examples (clinical vignettes in tests/vignettes)", ""]
+            lines += [f"- raises it: `{n}`" for n in dict.fromkeys(ex["raises"])]
+            lines += [f"- does not raise it: `{n}`" for n in dict.fromkeys(ex["clears"])]
+            lines.append("")
+        out[code] = "\n".join(lines)
+    return out
+
+
+def index(all_pages: dict[str, str]) -> str:
+    lines = ["# Finding codes", "", "<!-- generated by `dmtwatch docs`; do not edit -->", ""]
+    lines += [f"- [{code}]({code}.md)" for code in all_pages]
+    return "\n".join(lines) + "\n"
+
+
+def write(out_dir: Path, vignettes: Path | None = None) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_pages = pages(vignettes)
+    written = []
+    for code, text in all_pages.items():
+        path = out_dir / f"{code}.md"
+        path.write_text(text)
+        written.append(path)
+    (out_dir / "README.md").write_text(index(all_pages))
+    return written

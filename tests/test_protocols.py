@@ -1,0 +1,87 @@
+"""Protocol files: schema-valid, every item cited, and the docs generated from them current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from dmtwatch.protocols.schema import Protocol, load_protocol, load_protocols
+from dmtwatch.render.finding_docs import pages
+
+ROOT = Path(__file__).parent.parent
+CONTRACT_CODES = {
+    "MON-OVERDUE",
+    "LAB-LYMPHOPENIA",
+    "LAB-LEUCOPENIA",
+    "LAB-NEUTROPENIA",
+    "LAB-THROMBOCYTOPENIA",
+    "LAB-CREATININE",
+    "LAB-LIVER",
+    "THY-TPO",
+    "THY-HYPO",
+    "THY-HYPER",
+    "CNS-MRI",
+    "CNS-RING",
+}
+
+
+def test_protocols_cover_every_contract_code() -> None:
+    codes = {r.code for p in load_protocols() for r in p.rules()} | {"MON-OVERDUE"}
+    assert codes >= CONTRACT_CODES
+
+
+def test_every_rule_and_item_cites_a_defined_source() -> None:
+    for p in load_protocols():
+        for item in [*p.schedule, *p.rules()]:
+            assert item.source and all(k in p.sources for k in item.source)
+
+
+def test_the_engine_is_general_a_second_therapy_file_exists() -> None:
+    ntz = load_protocol("natalizumab")
+    assert ntz.therapy.drug == "natalizumab"
+    assert {i.tests[0] for i in ntz.schedule} == {"jcv_index", "mri_brain"}
+
+
+def _raw(name: str) -> dict:
+    return yaml.safe_load((ROOT / "src/dmtwatch/protocols" / f"{name}.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["grading"][0].update(source=["NOPE"]),
+            "source 'NOPE' is cited but not defined",
+        ),
+        (lambda d: d["schedule"][0].update(tests=["ferritin"]), "unknown test 'ferritin'"),
+        (lambda d: d["grading"][0]["severity"].pop(4), "every grade needs a severity"),
+        (lambda d: d["grading"][0].update(colour="red"), "Extra inputs are not permitted"),
+        (lambda d: d["therapy"].update(drug="aspirin"), "unknown drug 'aspirin'"),
+        (lambda d: d["relapse_imaging"][0].update(severity="soon"), "Input should be 'urgent'"),
+    ],
+)
+def test_a_broken_protocol_is_refused_with_a_clear_message(change, message) -> None:
+    data = _raw("alemtuzumab")
+    change(data)
+    with pytest.raises(ValidationError, match=message):
+        Protocol.model_validate(data)
+
+
+def test_finding_docs_are_current() -> None:
+    generated = pages(ROOT / "tests" / "vignettes")
+    on_disk = {
+        p.stem: p.read_text()
+        for p in (ROOT / "docs" / "findings").glob("*.md")
+        if p.stem != "README"
+    }
+    assert on_disk == generated, "docs/findings is stale: run `make docs`"
+
+
+def test_docs_show_the_protocol_numbers() -> None:
+    page = pages()["CNS-MRI"]
+    window = load_protocol("alemtuzumab").relapse_imaging[0].within_days
+    assert f"| within_days | {window} |" in page
+    assert "Haghikia" in page
