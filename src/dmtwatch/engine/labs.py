@@ -211,8 +211,9 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
                 order_by=[j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)],
             )
         ).filter(_.c_rn == 0)
-        excluded = _beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False)
-        t = j.filter(~excluded)
+        if comp.excludes is not None:
+            j = j.filter(~_beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False))
+        t = j
         t = ctx.stage(t)
         escalated = _beyond(comp.escalates, t, "c_value", "c_low", "c_high").fill_null(False)
         severity = ibis.ifelse(escalated, rule.escalated_severity or rule.severity, rule.severity)

@@ -84,7 +84,7 @@ class Grading(_Rule):
 class Companion(_Strict):
     test: str
     within_days: int = Field(ge=0)
-    excludes: Limit
+    excludes: Limit | None = None
     escalates: Limit
 
 
