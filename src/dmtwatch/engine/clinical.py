@@ -122,8 +122,10 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
     label = j.r_drug.concat(" from ").concat(j.r_start.cast("string"))
     keys = ["patient_id", "date", "region", "gd_enhancing", "count", "last_infusion"]
     hits = j.group_by(keys).aggregate(rescue=label.group_concat(", "), n_rescue=j.r_drug.count())
-    later = mri.select(
-        l_patient="patient_id", l_date="date", l_region="region", l_count=mri[rule.column]
+    # a follow-up scan shows enhancement only with contrast (a blank contrast means given)
+    follow = mri.filter(mri.contrast.fill_null(True))
+    later = follow.select(
+        l_patient="patient_id", l_date="date", l_region="region", l_count=follow[rule.column]
     )
     j = hits.left_join(
         later,

@@ -42,6 +42,12 @@ def _day0(ctx: Context, protocol: Protocol) -> ibis.Table:
     )
 
 
+def _times(limit: ibis.NumericValue, factor: float) -> ibis.NumericValue:
+    """A limit times a factor, rounded like imported values (9 decimals) so that a value
+    exactly at a cut is at it after unit conversion (1.3 mg/dL x 88.42 x 1.5)."""
+    return (limit * factor).round(9)
+
+
 def _criterion(c: GradeCriterion, t: ibis.Table) -> ibis.BooleanValue:
     v, low, high, base = t.value, t.ref_low, t.ref_high, t.baseline
     abnormal_base = (base > t.baseline_high).fill_null(False)
@@ -49,14 +55,14 @@ def _criterion(c: GradeCriterion, t: ibis.Table) -> ibis.BooleanValue:
     if c.below is not None:
         parts.append(v < c.below)
     if c.below_lln is not None:
-        parts.append(v < low * c.below_lln)
+        parts.append(v < _times(low, c.below_lln))
     if c.above_uln is not None:
-        uln = v > high * c.above_uln
+        uln = v > _times(high, c.above_uln)
         parts.append(uln & ~abnormal_base if c.above_abnormal_baseline is not None else uln)
     if c.above_baseline is not None:
-        parts.append(v > base * c.above_baseline)
+        parts.append(v > _times(base, c.above_baseline))
     if c.above_abnormal_baseline is not None:
-        parts.append(abnormal_base & (v > base * c.above_abnormal_baseline))
+        parts.append(abnormal_base & (v > _times(base, c.above_abnormal_baseline)))
     out = _NEVER
     for p in parts:
         out = out | p.fill_null(False)

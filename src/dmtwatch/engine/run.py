@@ -109,7 +109,7 @@ def _reduce(as_of: dt.date, found: pa.Table, evidence: pa.Table) -> Findings:
                  CASE severity {rank} END AS sev,
                  row_number() OVER (
                    PARTITION BY patient_id, code, CASE WHEN code IN ({per_test}) THEN test ELSE '' END
-                   ORDER BY CASE severity {rank} END, date DESC, test) AS rn
+                   ORDER BY CASE severity {rank} END, grade DESC NULLS LAST, date DESC, test) AS rn
           FROM found)
         WHERE rn = 1
         """
