@@ -1,4 +1,6 @@
-"""Store fixtures: a fresh database per test on SQLite and on the throwaway PostgreSQL.
+"""Test set-up: compiled plans cached in a per-session folder (shared with the CLI
+processes the tests start), and store fixtures: a fresh database per test on SQLite and
+on the throwaway PostgreSQL.
 
 `make test` runs pytest under scripts/with-postgres.sh, which exports
 DMTWATCH_TEST_PG_URL; without it the PostgreSQL cases skip and say why.
@@ -15,6 +17,14 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 PG_URL_VARIABLE = "DMTWATCH_TEST_PG_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep compiled plans out of the user's cache; child processes inherit the folder."""
+    if "DMTWATCH_CACHE_DIR" not in os.environ:
+        import tempfile
+
+        os.environ["DMTWATCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="dmtwatch-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,14 @@ Each rule is a whole-table query; the results are stacked, reduced to the most s
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
 
 import duckdb
 import ibis
 import pyarrow as pa
 
+from dmtwatch.engine import plan_cache
 from dmtwatch.engine.clinical import imaging_findings, infusion_proximity, relapse_imaging
 from dmtwatch.engine.context import Context, Step
 from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS
@@ -73,7 +74,14 @@ def compile_plan(protocols: list[Protocol]) -> Plan:
 
 @cache
 def _plan_for(protocol_ids: tuple[str, ...]) -> Plan:
-    return compile_plan([load_protocol(p) for p in protocol_ids])
+    key = plan_cache.plan_key(protocol_ids)
+    stored = plan_cache.read(key)
+    if stored is not None:
+        steps = tuple(Step(**s) for s in stored["steps"])
+        return Plan(steps, stored["findings_sql"], stored["evidence_sql"])
+    plan = compile_plan([load_protocol(p) for p in protocol_ids])
+    plan_cache.write(key, asdict(plan))
+    return plan
 
 
 def run_check(dataset: Dataset, as_of: dt.date, protocols: list[str] | None = None) -> Findings:
@@ -122,7 +130,7 @@ def _reduce(as_of: dt.date, found: pa.Table, evidence: pa.Table) -> Findings:
         SELECT DISTINCT e.* FROM evidence e JOIN kept k
           ON e.code = k.code AND e.patient_id = k.patient_id
          AND coalesce(e.test, '') = coalesce(k.test, '')
-        ORDER BY e.patient_id, e.code, e.date
+        ORDER BY e.patient_id, e.code, e.test, e.date, e.table, e.item, e.value
         """
     ).to_arrow_table()
     return Findings(as_of, kept, ev)

@@ -1,0 +1,69 @@
+"""The compiled plan: SQL once, cached on disk under a key of everything it depends on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from dmtwatch.engine import plan_cache
+from dmtwatch.engine.run import _plan_for, compile_plan, run_check
+from dmtwatch.io import read_clinic
+from dmtwatch.protocols.schema import load_protocols, protocol_names
+
+VIGNETTE = Path(__file__).parent / "vignettes" / "ring_relapse_rescued"
+
+
+def test_cached_plan_gives_the_same_findings_as_a_fresh_compile(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("DMTWATCH_CACHE_DIR", str(tmp_path))
+    ids = tuple(protocol_names())
+    key = plan_cache.plan_key(ids)
+    assert plan_cache.read(key) is None
+    _plan_for.cache_clear()
+    fresh = _plan_for(ids)
+    assert plan_cache.read(key) is not None, "the plan was written"
+    _plan_for.cache_clear()
+    cached = _plan_for(ids)
+    assert cached == fresh == compile_plan(load_protocols())
+    dataset, _ = read_clinic(VIGNETTE)
+    a = run_check(dataset, dt.date(2015, 10, 1))
+    assert a.findings.num_rows > 0
+    _plan_for.cache_clear()
+    b = run_check(dataset, dt.date(2015, 10, 1))
+    assert a.findings.equals(b.findings) and a.evidence.equals(b.evidence)
+
+
+def test_plan_key_changes_with_the_protocols() -> None:
+    assert plan_cache.plan_key(("alemtuzumab",)) != plan_cache.plan_key(
+        ("alemtuzumab", "natalizumab")
+    )
+
+
+def test_unwritable_cache_is_not_fatal(monkeypatch, tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DMTWATCH_CACHE_DIR", str(blocker))
+    plan_cache.write("k", {"steps": []})
+    assert plan_cache.read("k") is None
+
+
+@pytest.mark.parametrize("as_of", ["2015-08-29", "2015-10-01"])
+def test_nothing_after_as_of_is_used(as_of: str) -> None:
+    """Removing every row dated after as-of changes nothing."""
+    import pyarrow.compute as pc
+
+    from dmtwatch.model.dataset import Dataset
+    from dmtwatch.model.tables import EVENT_DATE
+
+    day = dt.date.fromisoformat(as_of)
+    dataset, _ = read_clinic(VIGNETTE)
+    cut = Dataset(
+        {
+            name: (t.filter(pc.less_equal(t[EVENT_DATE[name]], day)) if name in EVENT_DATE else t)
+            for name, t in dataset.tables.items()
+        }
+    )
+    assert cut.row_counts() != dataset.row_counts()
+    a, b = run_check(dataset, day), run_check(cut, day)
+    assert a.findings.equals(b.findings)
