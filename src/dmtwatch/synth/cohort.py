@@ -63,11 +63,18 @@ def _months(x: np.ndarray | float) -> np.ndarray:
     return np.round(np.asarray(x) * R.MONTH).astype(np.int32)
 
 
+def _ramped_days(rng: np.random.Generator, low: int, high: int, n: int) -> np.ndarray:
+    """Days in [low, high] with a density rising linearly by FIRST_INFUSION_RAMP times."""
+    a = R.FIRST_INFUSION_RAMP
+    x = (np.sqrt(1.0 + a * (a + 2.0) * rng.random(n)) - 1.0) / a  # inverse CDF of 1 + a x
+    return (low + np.floor(x * (high - low + 1))).astype(np.int32)
+
+
 def draw_cohort(n: int, seed: int, until: int) -> Cohort:
     rng = stream(seed, "cohort")
     alem = rng.random(n) >= R.NATALIZUMAB_ONLY_SHARE
     female = rng.random(n) < R.FEMALE_SHARE
-    first = uniform_days(rng, *map(day_number, R.FIRST_INFUSION), n)
+    first = _ramped_days(rng, *map(day_number, R.FIRST_INFUSION), n)
     nat_start = uniform_days(rng, *map(day_number, R.NATALIZUMAB_ONLY_START), n)
     index_day = np.where(alem, first, nat_start).astype(np.int32)
     age = rng.uniform(*R.AGE_AT_INDEX_YEARS, n)
@@ -93,7 +100,9 @@ def draw_cohort(n: int, seed: int, until: int) -> Cohort:
     itp_onset = end[:, 0] + _months(rng.uniform(*R.ITP_ONSET_MONTHS, n))
     itp_onset = np.where(itp, itp_onset, NEVER).astype(np.int32)
     severe = rng.random(n) < R.ITP_SEVERE_SHARE
-    itp_nadir = np.where(severe, rng.uniform(5, 30, n), rng.uniform(30, 95, n))
+    itp_nadir = np.where(
+        severe, rng.uniform(*R.ITP_NADIR_SEVERE, n), rng.uniform(*R.ITP_NADIR_OTHER, n)
+    )
 
     kinds = choose(rng, R.THYROID_KINDS, n)
     thyroid = alem & (rng.random(n) < R.THYROID_SHARE)
@@ -105,7 +114,8 @@ def draw_cohort(n: int, seed: int, until: int) -> Cohort:
     tpo_before = thyroid & (rng.random(n) < tpo_first)
     tpo_lead = uniform_days(rng, *R.TPO_BEFORE_EVENT_DAYS, n)
     tpo_only = alem & ~thyroid & (rng.random(n) < R.TPO_ONLY_SHARE)
-    tpo_only_day = index_day + _months(np.exp(np.log(18.0) + 0.5 * rng.normal(size=n)))
+    tpo_only_months = np.exp(np.log(R.TPO_ONLY_MEDIAN_MONTHS) + 0.5 * rng.normal(size=n))
+    tpo_only_day = index_day + _months(tpo_only_months)
     tpo_baseline = alem & (rng.random(n) < R.TPO_AT_BASELINE_SHARE)
     tpo_day = np.full(n, NEVER, dtype=np.int32)
     tpo_day = np.where(tpo_before, thyroid_onset - tpo_lead, tpo_day)

@@ -23,6 +23,8 @@ MIN_AGE_AT_ONSET_YEARS = 16.0  # [design]
 SPMS_SHARE = 0.07  # [design] active SPMS is a relapsing form (S1, S2); the rest RRMS
 BIRTH_DATE_PRECISION = (0.80, 0.15, 0.05)  # [design] full date, YYYY-MM, YYYY (contract 1)
 FIRST_INFUSION = (date(2010, 1, 1), date(2015, 10, 31))  # [design] spread over the cohort
+FIRST_INFUSION_RAMP = 3.0  # [design] density rises 1 -> 4 over the range: use grew after
+# licensing (named-patient use before, report B; NICE TA312 in 2014, S22)
 NATALIZUMAB_ONLY_START = (date(2008, 1, 1), date(2015, 6, 30))  # [design]
 NATALIZUMAB_APPROVED = date(2006, 6, 27)  # [design] EU approval, no earlier exposure
 
@@ -107,7 +109,9 @@ TPO_EVERY = 6  # [design] TPO antibodies every 6 months ...
 TPO_SHARE = 0.6  # [design] ... in this share of those visits
 FREE_T4_SHARE = 0.35  # [design] free T4 with a normal-looking TSH
 JCV_EVERY = 182  # S84: anti-JCV index about every 6 months on natalizumab
-RESULT_MISSING = 0.05  # [design] results missed at random
+JCV_BEFORE_NATALIZUMAB = (14, 150)  # [design] a baseline index before the first infusion
+MRI_BEFORE_NATALIZUMAB = (7, 80)  # [design] a baseline scan before the first infusion
+RESULT_MISSING = 0.05  # [design] results (a whole panel: CBC, liver, ...) missed at random
 GAP_PATIENT_SHARE = 0.05  # [design] patients with a stretch of missed monthly visits
 GAP_START_MONTHS = (3, 30)  # [design] after course 1
 GAP_MONTHS = (3, 8)  # [design]
@@ -157,7 +161,9 @@ SEVERE_NEUTROPENIA_VALUE = (0.2, 0.9)  # [design] CTCAE grade 3-4
 PLATELET_BASELINE = (250.0, 45.0)  # [design] mean, sd x10^9/L
 ITP_SHARE = 0.022  # S12: 33/1485 = 2.2%; S1: 2%
 ITP_ONSET_MONTHS = (3.0, 48.0)  # S1, S12: any time within 48 months after the last infusion
-ITP_SEVERE_SHARE = 0.4  # [design] nadir below 30 x10^9/L in this share, else 30-95
+ITP_SEVERE_SHARE = 0.4  # [design] nadir below 30 x10^9/L in this share ...
+ITP_NADIR_SEVERE = (5.0, 30.0)  # [design] x10^9/L
+ITP_NADIR_OTHER = (30.0, 95.0)  # [design] ... else 30-95: always below 100
 ITP_HALF_RECOVERY_MONTHS = 1.0  # S12: responsive to first-line therapy
 # chemistry (canonical units)
 CREATININE_BASELINE = ((68.0, 10.0), (85.0, 12.0))  # [design] (mean, sd) female, male
@@ -178,6 +184,9 @@ THYROID_KINDS = {"graves": 0.60, "hypothyroid": 0.25, "thyroiditis": 0.15}
 TPO_BEFORE_EVENT = {"graves": 0.5, "hypothyroid": 0.8, "thyroiditis": 0.6}  # [design]
 TPO_BEFORE_EVENT_DAYS = (60, 270)  # report B: TPO at 3 months, hypothyroid at 9 months
 TPO_ONLY_SHARE = 0.06  # [design] antibodies without thyroid dysfunction
+TPO_ONLY_MEDIAN_MONTHS = 18.0  # [design] after the first infusion
+TPO_NEGATIVE = (3.0, 25.0)  # [design] IU/mL, below the 34 IU/mL cut-off (lab_tests.yaml)
+TPO_POSITIVE_MEDIAN = 250.0  # [design] IU/mL, clipped to 40-2000
 TPO_AT_BASELINE_SHARE = 0.03  # [design] pre-existing antibodies
 GRAVES_DAYS = (180, 450)  # [design] suppressed TSH until treatment works
 HYPOTHYROID_DAYS = (90, 240)  # [design] raised TSH until replacement works
@@ -185,12 +194,23 @@ THYROIDITIS_PHASE_DAYS = 90  # [design] hyper- then hypothyroid phase
 THYROID_SERIOUS = {"graves": 0.15, "hypothyroid": 0.05, "thyroiditis": 0.02}  # S1 5.2%/36.8%
 TSH_MEDIAN = 1.6  # [design] mIU/L, inside S42/S43 0.4-4.0
 FREE_T4_NORMAL = (12.0, 18.0)  # [design] pmol/L
+# (TSH mIU/L, free T4 pmol/L) ranges in each abnormal phase ([design]; contract section 4:
+# hyper = TSH below range with free T4 high, hypo = TSH above with free T4 low or normal)
+THYROID_LABS = {
+    "graves": ((0.005, 0.08), (24.0, 45.0)),
+    "hypothyroid": ((5.0, 25.0), (7.0, 13.0)),
+    "thyroiditis_hyper": ((0.05, 0.3), (22.5, 30.0)),
+    "thyroiditis_hypo": ((4.5, 9.0), (9.0, 12.0)),
+}
 
 # --- infections and infusion reactions --------------------------------------------------------
 # share of patients with >= 1 infection in follow-up year 1..6 (S51); year 6 onwards as 6
 INFECTION_YEARLY = (0.587, 0.526, 0.466, 0.428, 0.409, 0.381)
 INFECTION_NATALIZUMAB_YEARLY = 0.35  # [design] natalizumab-only patients
-INFECTION_SERIOUS = 0.018  # S1 serious 3% over 2 years; S51 1.0-1.9% a year
+# a patient's infection proneness varies (gamma frailty, shape 1): the yearly shares stay
+# those of S51 and the share with any infection over 2 years comes out at S1's 71%
+INFECTION_FRAILTY_SHAPE = 1.0  # [design] calibrated to S1 and S51 together
+INFECTION_SERIOUS = 0.011  # S1 serious 3% over 2 years; S51 1.0-1.9% a year
 INFECTION_TERMS = {
     "Nasopharyngitis": 0.30,
     "Upper respiratory tract infection": 0.14,
@@ -222,7 +242,7 @@ INFUSION_REACTION_TERMS = {
 }  # S1: rash, headache, pyrexia most common
 
 # --- relapses, MRI, EDSS --------------------------------------------------------------------
-ARR_BEFORE = 2.1  # report B: ARR 2.5 on natalizumab; [design] mean 2.1 a patient
+ARR_BEFORE = 2.4  # report B: ARR 2.5 on natalizumab; [design] ~1.9 after the 30-day rule
 ARR_BEFORE_SHAPE = 8.0  # [design] gamma shape of the patient's rate (ARR ~1.5-2.5)
 ARR_HISTORY = 0.7  # [design] earlier years
 HISTORY_YEARS = 5.0  # [design] relapse history kept this far back
@@ -237,7 +257,7 @@ RELAPSE_MRI_WITHIN = (0, 10)  # report A: prompt MRI after an apparent relapse
 MRI_BEFORE_FIRST_INFUSION = (7, 150)  # [design]; report B: MRI before alemtuzumab
 MRI_BEFORE_NEW_T2 = 0.70  # report B: 8/11 with more lesions
 MRI_BEFORE_GD = 0.50  # report B 4/11; [design] about half
-MRI_YEARLY_JITTER = 30  # [design]
+MRI_YEARLY_JITTER = 21  # [design]
 MRI_CONTRAST = 0.90  # [design]
 MRI_AFTER_NEW_T2 = 0.20  # S52: 46-48% new/enlarging T2 over 2 years
 MRI_AFTER_GD = 0.08  # S52: 7-9% Gd-enhancing at 24 months
