@@ -1,7 +1,8 @@
 """Read a CSV folder or an XLSX workbook into raw text tables, one per contract table.
 
-Every cell stays text here (empty = missing) and each row keeps its line number as a
-spreadsheet shows it (header = row 1), so the validator can name file, row and column.
+Every cell stays text here (empty = missing; the validator trims spaces) and each row keeps
+its line number as a spreadsheet shows it (header = row 1), so the validator can name
+file, row and column.
 CSV files go through pyarrow's multithreaded reader; workbooks through openpyxl.
 """
 
@@ -116,15 +117,7 @@ def _read_csv(name: str, file: Path) -> tuple[RawTable | None, list[Problem]]:
     for skipped in sorted(p.row for p in bad_rows if p.row is not None):
         lines[lines >= skipped] += 1
     data = data.append_column(ROW, pa.array(lines))
-    return RawTable(name, label, _strip(data)), bad_rows
-
-
-def _strip(data: pa.Table) -> pa.Table:
-    import pyarrow.compute as pc
-
-    return pa.table(
-        {c: (pc.utf8_trim_whitespace(data[c]) if c != ROW else data[c]) for c in data.column_names}
-    )
+    return RawTable(name, label, data), bad_rows
 
 
 def _read_workbook(path: Path) -> tuple[dict[str, RawTable], list[Problem]]:

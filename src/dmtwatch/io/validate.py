@@ -17,7 +17,13 @@ from dmtwatch.model.dataset import Dataset, arrow_schema
 from dmtwatch.model.lab_catalogue import lab_catalogue
 from dmtwatch.model.tables import EVENT_DATE, LAB_COLUMNS, TABLES, Column, Table
 
-_DATE_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$"
+# YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS]: the length picks the format, strptime refuses
+# anything else (impossible dates included); cheaper than a regex on millions of cells.
+_DATE_PARSE = (
+    "CASE length({v}) WHEN 10 THEN CAST(try_strptime({v}, '%Y-%m-%d') AS DATE) "
+    "WHEN 16 THEN CAST(try_strptime({v}, ['%Y-%m-%dT%H:%M', '%Y-%m-%d %H:%M']) AS DATE) "
+    "WHEN 19 THEN CAST(try_strptime({v}, ['%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S']) AS DATE) END"
+)
 _PARTIAL_RE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
@@ -36,10 +42,18 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def compile_column(col: Column, v: str) -> tuple[str, str]:
-    """(parsed value, reason invalid) SQL for a text expression `v` of column `col`."""
-    if col.default is not None:
-        v = f"coalesce(nullif({v}, ''), {q(col.default)})"
+def _trimmed(c: str) -> str:
+    """`c` without surrounding spaces; trimming allocates, so only cells that need it."""
+    return f"CASE WHEN {c} LIKE ' %' OR {c} LIKE '% ' THEN trim({c}) ELSE {c} END"
+
+
+def compile_column(col: Column, v: str, p: str) -> tuple[str, str]:
+    """SQL for one column: (parsed value from the text `v`, reason invalid or NULL).
+
+    The reason refers to the parsed value by its column name `p`: the validator computes
+    text, then parsed values, then reasons, in three layers, so no expression is
+    evaluated twice per row.
+    """
     present = f"{v} <> ''"
     rules: list[tuple[str, str]] = []  # (condition for an error, reason), checked in order
     if col.kind == "text":
@@ -47,60 +61,53 @@ def compile_column(col: Column, v: str) -> tuple[str, str]:
     elif col.kind == "enum":
         lower = _list([x.lower() for x in col.vocabulary])
         parsed = f"({_list(col.vocabulary)})[list_position({lower}, lower({v}))]"
-        rules.append(
-            (f"{present} AND {parsed} IS NULL", "is not one of " + ", ".join(col.vocabulary))
-        )
+        rules.append((f"{present} AND {p} IS NULL", "is not one of " + ", ".join(col.vocabulary)))
     elif col.kind == "date":
-        parsed = (
-            f"CASE WHEN regexp_matches({v}, {q(_DATE_RE)}) THEN try_cast(left({v}, 10) AS DATE) END"
-        )
-        rules.append((f"{present} AND {parsed} IS NULL", "is not a date (YYYY-MM-DD)"))
+        parsed = _DATE_PARSE.format(v=v)
+        rules.append((f"{present} AND {p} IS NULL", "is not a date (YYYY-MM-DD)"))
     elif col.kind == "partial_date":
         full = f"{v} || CASE length({v}) WHEN 4 THEN '-01-01' WHEN 7 THEN '-01' ELSE '' END"
         ok = f"regexp_matches({v}, {q(_PARTIAL_RE)}) AND try_cast({full} AS DATE) IS NOT NULL"
         parsed = f"CASE WHEN {ok} THEN {v} END"
-        rules.append((f"{present} AND NOT ({ok})", "is not a date (YYYY-MM-DD, YYYY-MM or YYYY)"))
+        rules.append((f"{present} AND {p} IS NULL", "is not a date (YYYY-MM-DD, YYYY-MM or YYYY)"))
     elif col.kind == "int":
         parsed = f"CASE WHEN regexp_matches({v}, '^[+-]?[0-9]+$') THEN try_cast({v} AS INTEGER) END"
-        rules.append((f"{present} AND {parsed} IS NULL", "is not a whole number"))
+        rules.append((f"{present} AND {p} IS NULL", "is not a whole number"))
     elif col.kind == "number":
         parsed = f"try_cast({v} AS DOUBLE)"
         rules.append(
-            (
-                f"{present} AND ({parsed} IS NULL OR isnan({parsed}) OR isinf({parsed}))",
-                "is not a number",
-            )
+            (f"{present} AND ({p} IS NULL OR isnan({p}) OR isinf({p}))", "is not a number")
         )
     elif col.kind == "bool":
         parsed = (
             f"CASE WHEN lower({v}) IN {tuple(_TRUE)} THEN true "
             f"WHEN lower({v}) IN {tuple(_FALSE)} THEN false END"
         )
-        rules.append((f"{present} AND {parsed} IS NULL", "is not true or false"))
-    else:  # lab columns are compiled by _labs_select
+        rules.append((f"{present} AND {p} IS NULL", "is not true or false"))
+    else:  # lab columns are compiled by _labs_layers
         raise ValueError(col.kind)
     if col.minimum is not None and col.maximum is not None:
         rules.append(
             (
-                f"{parsed} < {col.minimum} OR {parsed} > {col.maximum}",
+                f"{p} < {col.minimum} OR {p} > {col.maximum}",
                 f"is outside the range {_fmt(col.minimum)} to {_fmt(col.maximum)}",
             )
         )
     elif col.minimum is not None:
-        rules.append((f"{parsed} < {col.minimum}", f"is below the minimum {_fmt(col.minimum)}"))
+        rules.append((f"{p} < {col.minimum}", f"is below the minimum {_fmt(col.minimum)}"))
     if col.step is not None:
         rules.append(
-            (
-                f"{parsed} / {col.step} <> round({parsed} / {col.step})",
-                f"is not in steps of {col.step}",
-            )
+            (f"{p} / {col.step} <> round({p} / {col.step})", f"is not in steps of {col.step}")
         )
     if col.required:
         rules.insert(0, (f"NOT ({present})", "is required"))
+    return parsed, _reason(rules)
+
+
+def _reason(rules: list[tuple[str, str]]) -> str:
     if not rules:
-        return parsed, "CAST(NULL AS VARCHAR)"
-    reason = "CASE " + " ".join(f"WHEN {c} THEN {q(r)}" for c, r in rules) + " END"
-    return parsed, reason
+        return "CAST(NULL AS VARCHAR)"
+    return "CASE " + " ".join(f"WHEN {c} THEN {q(r)}" for c, r in rules) + " END"
 
 
 class _Validator:
@@ -110,6 +117,7 @@ class _Validator:
         self.con.execute("SET preserve_insertion_order = false")
         self.problems: list[Problem] = []
         self.has_patients = False
+        self.checked: dict[str, pa.Table] = {}
         cat = lab_catalogue()
         self.con.register(
             "lab_codes",
@@ -126,11 +134,6 @@ class _Validator:
                 }
             ),
         )
-        qual = [(n, v) for n, t in cat.tests.items() for v in (t.qualitative or [])]
-        self.con.register(
-            "lab_qualitative",
-            pa.table({"test": [x[0] for x in qual], "answer": [x[1] for x in qual]}),
-        )
         self.con.register(
             "lab_canonical",
             pa.table(
@@ -138,115 +141,156 @@ class _Validator:
                     "test": list(cat.tests),
                     "canonical_unit": [t.unit for t in cat.tests.values()],
                     "qualitative": [t.is_qualitative for t in cat.tests.values()],
+                    # for the messages: what a test accepts
+                    "answers": [", ".join(t.qualitative or []) for t in cat.tests.values()],
+                    "units": [", ".join(sorted(t.units)) for t in cat.tests.values()],
                 }
             ),
         )
         for raw in raws.values():
             self.con.register(f"raw_{raw.name}", raw.data)
 
-    def text(self, table: str, column: str) -> str:
-        """The raw text of a column, or '' where the file does not have it."""
-        present = column in self.raws[table].data.column_names
-        return f'r."{column}"' if present else "''"
+    def text(self, table: str, column: str, alias: str = "r") -> str:
+        """The text of a column without surrounding spaces, or '' where the file lacks it."""
+        if column not in self.raws[table].data.column_names:
+            return "''"
+        return _trimmed(f'{alias}."{column}"')
 
     def check(self, table: Table) -> None:
+        """Parse and check every row of a table in one query of three layers."""
         raw = self.raws[table.name]
-        selects, checks = [], []
         if table.name == "labs":
-            selects, checks = self._labs_select()
+            texts, parsed, out, reasons = self._labs_layers()
         else:
+            texts, parsed, out, reasons = {}, {}, {}, {}
             for col in table.columns:
-                parsed, reason = compile_column(col, self.text(table.name, col.name))
-                selects.append(f'{parsed} AS "{col.name}"')
-                checks.append((col.name, self.text(table.name, col.name), reason))
-        selects += [f'{raw_text} AS "_raw_{name}"' for name, raw_text, _ in checks]
-        selects += [f'{reason} AS "_err_{name}"' for name, _, reason in checks]
-        self.con.execute(
-            f"CREATE TABLE chk_{table.name} AS SELECT r.{ROW}, {', '.join(selects)} "
-            f"FROM raw_{table.name} r {self._labs_joins() if table.name == 'labs' else ''}"
+                text = self.text(table.name, col.name)
+                if col.default is not None:
+                    text = f"coalesce(nullif({text}, ''), {q(col.default)})"
+                texts[col.name] = text
+                parsed[col.name], reasons[col.name] = compile_column(
+                    col, f'"t_{col.name}"', f'"p_{col.name}"'
+                )
+                out[col.name] = f'"p_{col.name}"'
+        layer1 = ", ".join(f'{e} AS "t_{c}"' for c, e in texts.items())
+        layer2 = ", ".join(f'{e} AS "p_{c}"' for c, e in parsed.items())
+        layer3 = ", ".join(
+            [f'{e} AS "{c}"' for c, e in out.items()]
+            + [f'{e} AS "_err_{c}"' for c, e in reasons.items()]
         )
-        self._collect(table, raw.file, [name for name, _, _ in checks])
+        joins = self._labs_joins() if table.name == "labs" else ""
+        extra = ", c.*" if table.name == "labs" else ""
+        # One pass to Arrow (not a DuckDB table): the canonical table is then a zero-copy
+        # column selection of it, and later checks scan it in place.
+        checked = self.con.sql(
+            f"SELECT {ROW}, {layer3} FROM (SELECT *, {layer2} FROM ("
+            f"SELECT r.{ROW}, {layer1}{extra} FROM raw_{table.name} r {joins}))"
+        ).to_arrow_table()
+        self.checked[table.name] = checked
+        self.con.register(f"chk_{table.name}", checked)
+        self._collect(table, raw.file, {c: self.text(table.name, c) for c in reasons})
         self._cross_checks(table, raw.file)
 
-    def _labs_select(self) -> tuple[list[str], list[tuple[str, str, str]]]:
-        t = lambda c: self.text("labs", c)  # noqa: E731
-        value, unit = t("value"), t("unit")
-        pid = compile_column(Column("patient_id", "text", required=True), t("patient_id"))
-        date = compile_column(Column("date", "date", required=True), t("date"))
-        num = f"try_cast({value} AS DOUBLE)"
-        factor = "u.factor"
-        convert = lambda x: f"round(try_cast({x} AS DOUBLE) * {factor}, 9)"  # noqa: E731
-        numeric = "NOT c.qualitative"
-        selects = [
-            f'{pid[0]} AS "patient_id"',
-            f'{date[0]} AS "date"',
-            'c.test AS "test"',
-            f'CASE WHEN {numeric} THEN {convert(value)} END AS "value"',
-            'CASE WHEN c.qualitative THEN ql.answer END AS "value_text"',
-            'c.canonical_unit AS "unit"',
-            f'CASE WHEN {numeric} THEN {convert(t("ref_low"))} END AS "ref_low"',
-            f'CASE WHEN {numeric} THEN {convert(t("ref_high"))} END AS "ref_high"',
-        ]
-        checks = [
-            ("patient_id", t("patient_id"), pid[1]),
-            ("date", t("date"), date[1]),
-            (
-                "test",
-                t("test"),
-                f"CASE WHEN {t('test')} = '' THEN 'is required' WHEN c.test IS NULL "
-                "THEN 'is not a known test (short name or LOINC code)' END",
+    def _labs_layers(self) -> tuple[dict, dict, dict, dict]:
+        """Texts, parsed values, outputs and reasons of the labs table.
+
+        `c` (joined by _labs_joins) is the resolved test: name, canonical unit, factor.
+        """
+        names = ("patient_id", "date", "test", "value", "unit", "ref_low", "ref_high")
+        texts = {c: self.text("labs", c) for c in names}
+        pid = compile_column(
+            Column("patient_id", "text", required=True), '"t_patient_id"', '"p_patient_id"'
+        )
+        date = compile_column(Column("date", "date", required=True), '"t_date"', '"p_date"')
+        answers = " ".join(
+            f"WHEN {q(name)} THEN ({_list(t.qualitative)})"
+            f'[list_position({_list(t.qualitative)}, lower("t_value"))]'
+            for name, t in lab_catalogue().tests.items()
+            if t.qualitative
+        )
+        parsed = {
+            "patient_id": pid[0],
+            "date": date[0],
+            "value": 'try_cast("t_value" AS DOUBLE)',
+            "answer": f"CASE WHEN qualitative THEN CASE test {answers} END END",
+            "ref_low": 'try_cast("t_ref_low" AS DOUBLE)',
+            "ref_high": 'try_cast("t_ref_high" AS DOUBLE)',
+        }
+        numeric = "NOT qualitative"
+        convert = lambda x: f"CASE WHEN {numeric} THEN round({x} * factor, 9) END"  # noqa: E731
+        out = {
+            "patient_id": '"p_patient_id"',
+            "date": '"p_date"',
+            "test": "test",
+            "value": convert('"p_value"'),
+            "value_text": '"p_answer"',
+            "unit": "canonical_unit",
+            "ref_low": convert('"p_ref_low"'),
+            "ref_high": convert('"p_ref_high"'),
+        }
+        num = '"p_value"'
+        reasons = {
+            "patient_id": pid[1],
+            "date": date[1],
+            "test": _reason(
+                [
+                    ("\"t_test\" = ''", "is required"),
+                    ("test IS NULL", "is not a known test (short name or LOINC code)"),
+                ]
             ),
-            (
-                "value",
-                value,
-                f"CASE WHEN {value} = '' THEN 'is required' "
-                f"WHEN c.qualitative AND ql.answer IS NULL THEN 'is not one of ' || "
-                f"(SELECT string_agg(answer, ', ') FROM lab_qualitative x WHERE x.test = c.test) "
-                f"WHEN {numeric} AND ({num} IS NULL OR isnan({num}) OR isinf({num})) "
-                "THEN 'is not a number' "
-                f"WHEN {numeric} AND {num} < 0 THEN 'is negative (a count or level cannot be below 0)' END",
-            ),
-            (
-                "unit",
-                unit,
-                f"CASE WHEN c.qualitative AND {unit} <> '' THEN 'is given for a qualitative test' "
-                f"WHEN {numeric} AND u.factor IS NULL AND {unit} = '' "
-                "THEN 'is missing: a numeric result needs its unit' "
-                f"WHEN {numeric} AND u.factor IS NULL THEN 'is not a known unit for ' || c.test || "
-                "' (accepted: ' || (SELECT string_agg(DISTINCT x.unit_key, ', ' ORDER BY x.unit_key) "
-                "FROM lab_units x WHERE x.test = c.test) || ')' END",
-            ),
-        ]
+            "value": "CASE WHEN \"t_value\" = '' THEN 'is required' "
+            "WHEN qualitative AND \"p_answer\" IS NULL THEN 'is not one of ' || answers "
+            f"WHEN {numeric} AND ({num} IS NULL OR isnan({num}) OR isinf({num})) "
+            "THEN 'is not a number' "
+            f"WHEN {numeric} AND {num} < 0 THEN 'is negative (a count or level cannot be below 0)' END",
+            "unit": "CASE WHEN qualitative AND \"t_unit\" <> '' THEN 'is given for a qualitative test' "
+            f"WHEN {numeric} AND factor IS NULL AND \"t_unit\" = '' "
+            "THEN 'is missing: a numeric result needs its unit' "
+            f"WHEN {numeric} AND factor IS NULL THEN 'is not a known unit for ' || test || "
+            "' (accepted: ' || units || ')' END",
+        }
         for ref in ("ref_low", "ref_high"):
-            rv = t(ref)
-            checks.append(
-                (
-                    ref,
-                    rv,
-                    f"CASE WHEN {rv} <> '' AND c.qualitative THEN 'is given for a qualitative test' "
-                    f"WHEN {rv} <> '' AND try_cast({rv} AS DOUBLE) IS NULL THEN 'is not a number' "
-                    f"WHEN {rv} <> '' AND try_cast({rv} AS DOUBLE) < 0 THEN 'is negative' END",
-                )
+            t, p = f'"t_{ref}"', f'"p_{ref}"'
+            reasons[ref] = _reason(
+                [
+                    (f"{t} <> '' AND qualitative", "is given for a qualitative test"),
+                    (f"{t} <> '' AND {p} IS NULL", "is not a number"),
+                    (f"{p} < 0", "is negative"),
+                ]
             )
-        return selects, checks
+        return texts, parsed, out, reasons
 
     def _labs_joins(self) -> str:
-        t = lambda c: self.text("labs", c)  # noqa: E731
-        unit_key = f"lower(replace(replace({t('unit')}, 'µ', 'u'), 'μ', 'u'))"
+        """Test and unit are resolved once per distinct (test, unit) pair, then joined back
+        on the raw text: the per-row work is one hash join, not three."""
+        has = self.raws["labs"].data.column_names
+        raw = lambda c: f'r."{c}"' if c in has else "''"  # noqa: E731
+        pairs = (
+            f"SELECT DISTINCT {raw('test')} AS raw_test, {raw('unit')} AS raw_unit FROM raw_labs r"
+        )
+        unit_key = f"lower(replace(replace({_trimmed('k.raw_unit')}, 'µ', 'u'), 'μ', 'u'))"
         return (
-            f"LEFT JOIN lab_codes lc ON lc.code = lower({t('test')}) "
+            "LEFT JOIN (SELECT k.raw_test, k.raw_unit, c.test, c.canonical_unit, c.qualitative, "
+            f"c.answers, c.units, u.factor FROM ({pairs}) k "
+            f"LEFT JOIN lab_codes lc ON lc.code = lower({_trimmed('k.raw_test')}) "
             "LEFT JOIN lab_canonical c ON c.test = lc.test "
-            f"LEFT JOIN lab_units u ON u.test = c.test AND u.unit_key = {unit_key} "
-            f"LEFT JOIN lab_qualitative ql ON ql.test = c.test AND ql.answer = lower({t('value')})"
+            f"LEFT JOIN lab_units u ON u.test = c.test AND u.unit_key = {unit_key}) c "
+            f"ON c.raw_test = {raw('test')} AND c.raw_unit = {raw('unit')}"
         )
 
-    def _collect(self, table: Table, file: str, columns: list[str]) -> None:
+    def _collect(self, table: Table, file: str, columns: dict[str, str]) -> None:
+        """Problems: every non-NULL reason, with the raw text looked up for those rows only."""
         union = " UNION ALL ".join(
-            f'SELECT {ROW}, {q(c)} AS col, "_raw_{c}" AS val, "_err_{c}" AS reason '
+            f'SELECT {ROW}, {q(c)} AS col, "_err_{c}" AS reason '
             f'FROM chk_{table.name} WHERE "_err_{c}" IS NOT NULL'
             for c in columns
         )
-        self._add(union, file)
+        raw_text = " ".join(f"WHEN {q(c)} THEN {text}" for c, text in columns.items())
+        self._add(
+            f"SELECT e.{ROW}, e.col, CASE e.col {raw_text} END, e.reason FROM ({union}) e "
+            f"JOIN raw_{table.name} r USING ({ROW})",
+            file,
+        )
 
     def _add(self, sql: str, file: str, level: str = "error") -> None:
         for row, col, val, reason in self.con.sql(sql).fetchall():
@@ -300,10 +344,14 @@ class _Validator:
         self._warn_before_birth(table, file)
 
     def _warn_duplicates(self, table: Table, file: str) -> None:
+        """Identical rows: found by a row hash first, so only candidate rows are compared."""
         cols = ", ".join(f'"{c}"' for c in self._output_columns(table))
         self._add(
+            f"WITH h AS (SELECT {ROW}, hash({cols}) AS k FROM chk_{table.name}), "
+            f"dup AS (SELECT k FROM h GROUP BY k HAVING count(*) > 1), "
+            f"cand AS (SELECT c.* FROM chk_{table.name} c JOIN h USING ({ROW}) JOIN dup USING (k)) "
             f"SELECT {ROW}, NULL, NULL, 'repeats row ' || first_row || '; stored once' FROM "
-            f"(SELECT {ROW}, min({ROW}) OVER (PARTITION BY {cols}) AS first_row FROM chk_{table.name}) "
+            f"(SELECT {ROW}, min({ROW}) OVER (PARTITION BY {cols}) AS first_row FROM cand) "
             f"WHERE {ROW} > first_row",
             file,
             "warning",
@@ -332,9 +380,8 @@ class _Validator:
 
     def dataset(self) -> Dataset:
         tables = {}
-        for name in self.raws:  # every table was checked: a broken one rejected the input
-            cols = ", ".join(f'"{c}"' for c in arrow_schema(name).names)
-            tables[name] = self.con.sql(f"SELECT {cols} FROM chk_{name}").to_arrow_table()
+        for name, checked in self.checked.items():  # a broken table rejected the input
+            tables[name] = checked.select(arrow_schema(name).names)
         return Dataset(tables)
 
 
