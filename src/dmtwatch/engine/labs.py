@@ -12,6 +12,7 @@ from ibis import _
 
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode
+from dmtwatch.engine.latest import latest_rows
 from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.text import as_text
 from dmtwatch.model.lab_catalogue import lab_catalogue
@@ -33,7 +34,7 @@ def limited_labs(ctx: Context) -> ibis.Table:
     j = j.mutate(
         ref_low=j.ref_low.fill_null(j.d_low), ref_high=j.ref_high.fill_null(j.d_high)
     ).drop("d_test", "d_low", "d_high")
-    return ctx.materialize("labs_limited", j)
+    return j
 
 
 def _day0(ctx: Context, protocol: Protocol) -> ibis.Table:
@@ -80,10 +81,8 @@ def graded_results(ctx: Context, protocol: Protocol) -> ibis.Table:
     labs = limited_labs(ctx).filter(_.test.isin(list(rules)))
     day0 = _day0(ctx, protocol)
     j = labs.join(day0, "patient_id")
-    pre = j.filter(j.date <= j.first_start)
-    pre = pre.mutate(
-        rn=ibis.row_number().over(group_by=["patient_id", "test"], order_by=[ibis.desc(pre.date)])
-    ).filter(_.rn == 0)
+    pre = j.filter(j.date <= j.first_start).select("patient_id", "test", "date", "value", "ref_high")
+    pre = latest_rows(pre, ["patient_id", "test"])
     base = pre.select(
         b_patient=pre.patient_id, b_test=pre.test, baseline=pre.value, baseline_high=pre.ref_high
     )
@@ -100,18 +99,13 @@ def graded_results(ctx: Context, protocol: Protocol) -> ibis.Table:
 def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
     if not protocol.grading:
         return []
-    graded = graded_results(ctx, protocol)
-    worst = graded.group_by("patient_id", "test").aggregate(worst_grade=graded.grade.max())
-    latest = graded.mutate(
-        rn=ibis.row_number().over(
-            group_by=["patient_id", "test"],
-            order_by=[ibis.desc(graded.date), ibis.desc(graded.grade)],
-        )
-    ).filter(_.rn == 0)
-    latest = ctx.materialize(
-        f"graded_latest_{protocol.id}",
-        latest.join(worst, ["patient_id", "test"]).filter(_.grade >= 1),
+    graded = graded_results(ctx, protocol).select(
+        "patient_id", "test", "date", "grade", "value", "unit", "ref_low", "ref_high", "baseline"
     )
+    latest = latest_rows(
+        graded, ["patient_id", "test"], tiebreak=graded.grade, worst_grade=graded.grade.max()
+    )
+    latest = ctx.materialize(f"graded_latest_{protocol.id}", latest.filter(latest.grade >= 1))
     out = []
     for rule in protocol.grading:
         t = latest.filter(latest.test == rule.test)
