@@ -20,7 +20,9 @@ demo: setup
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
 	$(BIN)/dmtwatch synth --patients 300 --seed 7 --out $(DEMO)/clinic
 	$(BIN)/dmtwatch import --data $(DEMO)/clinic --db sqlite:///$(DEMO)/clinic.db
-	$(BIN)/dmtwatch check --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --summary
+	$(BIN)/dmtwatch check --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --format json --out $(DEMO)/worklist.json
+	$(BIN)/dmtwatch check --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --limit 30 --summary
+	@echo "The whole worklist as JSON: $(DEMO)/worklist.json"
 
 lint: setup
 	$(BIN)/ruff check .

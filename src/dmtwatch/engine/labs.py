@@ -12,8 +12,8 @@ from ibis import _
 
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode
-from dmtwatch.engine.latest import latest_rows
 from dmtwatch.engine.findings import make_evidence, make_findings
+from dmtwatch.engine.latest import latest_rows
 from dmtwatch.engine.text import as_text
 from dmtwatch.model.lab_catalogue import lab_catalogue
 from dmtwatch.protocols.schema import Flag, GradeCriterion, Grading, Protocol
@@ -81,7 +81,9 @@ def graded_results(ctx: Context, protocol: Protocol) -> ibis.Table:
     labs = limited_labs(ctx).filter(_.test.isin(list(rules)))
     day0 = _day0(ctx, protocol)
     j = labs.join(day0, "patient_id")
-    pre = j.filter(j.date <= j.first_start).select("patient_id", "test", "date", "value", "ref_high")
+    pre = j.filter(j.date <= j.first_start).select(
+        "patient_id", "test", "date", "value", "ref_high"
+    )
     pre = latest_rows(pre, ["patient_id", "test"])
     base = pre.select(
         b_patient=pre.patient_id, b_test=pre.test, baseline=pre.value, baseline_high=pre.ref_high
