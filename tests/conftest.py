@@ -19,12 +19,23 @@ from sqlalchemy import Engine, create_engine, text
 PG_URL_VARIABLE = "DMTWATCH_TEST_PG_URL"
 
 
+_OWN_CACHE: list[str] = []
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Keep compiled plans out of the user's cache; child processes inherit the folder."""
     if "DMTWATCH_CACHE_DIR" not in os.environ:
         import tempfile
 
         os.environ["DMTWATCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="dmtwatch-test-cache-")
+        _OWN_CACHE.append(os.environ["DMTWATCH_CACHE_DIR"])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    import shutil
+
+    for folder in _OWN_CACHE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
