@@ -1,4 +1,4 @@
-"""The command line: import, check, synth (audit and signals follow).
+"""The command line: import, check, audit, synth, docs.
 
 Errors go to stderr naming file, row, column and value; the exit code is 2 for a
 rejected input, 1 for other failures.
@@ -151,6 +151,74 @@ def check(
         target.print(f"\nSummary as of {day.isoformat()}:", highlight=False)
         for line in worklist.summary_lines(result):
             target.print("  " + line, highlight=False)
+
+
+class AuditFormat(StrEnum):
+    html = "html"
+    json = "json"
+    pdf = "pdf"
+
+
+@app.command()
+def audit(
+    data: DataOpt = None,
+    db: DbOpt = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD; default today.")] = None,
+    format: Annotated[AuditFormat, typer.Option("--format")] = AuditFormat.html,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Default: audit.<format>; '-' for stdout (json).")
+    ] = None,
+    pre_window: Annotated[
+        str, typer.Option("--pre-window", help="Days before day 0, or 'therapy'.")
+    ] = "365",
+    post_window: Annotated[
+        int, typer.Option("--post-window", min=1, help="Days from day 0.")
+    ] = 365,
+    where: Annotated[
+        list[str] | None, typer.Option("--where", help="Subgroup, e.g. switch_reason=inefficacy.")
+    ] = None,
+) -> None:
+    """The outcomes audit of the alemtuzumab cohort: HTML or PDF report, or JSON."""
+    import json
+
+    from dmtwatch.audit.context import AuditOptions
+    from dmtwatch.audit.run import run_audit
+
+    if pre_window != "therapy" and not pre_window.isdigit():
+        raise typer.BadParameter(f"'{pre_window}' is neither a number of days nor 'therapy'")
+    subgroup = {}
+    for item in where or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"'{item}' is not KEY=VALUE")
+        subgroup[key.strip()] = value.strip()
+    options = AuditOptions(
+        pre_window="therapy" if pre_window == "therapy" else int(pre_window),
+        post_window_days=post_window,
+        where=subgroup,
+    )
+    day = _date(as_of)
+    try:
+        result = run_audit(_load(data, db), day, options)
+    except ValueError as e:
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(1) from None
+    target = out_path or Path(f"audit.{format.value}")
+    if format is AuditFormat.json:
+        text = json.dumps(result, indent=1)
+        if str(target) == "-":
+            sys.stdout.write(text + "\n")
+            return
+        target.write_text(text)
+    else:
+        from dmtwatch.audit.report import render_html, render_pdf
+
+        if format is AuditFormat.html:
+            target.write_text(render_html(result))
+        else:
+            render_pdf(result, target)
+    n = result["cohort"]["n_patients"]
+    out.print(f"wrote {target} ({n} patients, as of {day.isoformat()})", highlight=False)
 
 
 @app.command()

@@ -84,9 +84,8 @@ def _plan_for(protocol_ids: tuple[str, ...]) -> Plan:
     return plan
 
 
-def run_check(dataset: Dataset, as_of: dt.date, protocols: list[str] | None = None) -> Findings:
-    """Findings for the whole cohort as of a date (nothing dated later is used)."""
-    plan = _plan_for(tuple(protocols or protocol_names()))
+def connect(dataset: Dataset, as_of: dt.date) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection where compiled plans run: `in_<table>` cut at as-of, `params`."""
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
     con.execute("CREATE TEMP TABLE params AS SELECT ?::DATE AS as_of", [as_of])
@@ -96,8 +95,19 @@ def run_check(dataset: Dataset, as_of: dt.date, protocols: list[str] | None = No
             f" WHERE {EVENT_DATE[name]} <= (SELECT as_of FROM params)" if name in EVENT_DATE else ""
         )
         con.execute(f"CREATE VIEW in_{name} AS SELECT * FROM src_{name}{cut}")
-    for step in plan.steps:
+    return con
+
+
+def run_steps(con: duckdb.DuckDBPyConnection, steps: tuple[Step, ...] | list[Step]) -> None:
+    for step in steps:
         con.execute(f'CREATE TEMP TABLE "{step.name}" AS {step.sql}')
+
+
+def run_check(dataset: Dataset, as_of: dt.date, protocols: list[str] | None = None) -> Findings:
+    """Findings for the whole cohort as of a date (nothing dated later is used)."""
+    plan = _plan_for(tuple(protocols or protocol_names()))
+    con = connect(dataset, as_of)
+    run_steps(con, plan.steps)
     found = con.sql(plan.findings_sql).to_arrow_table()
     evidence = con.sql(plan.evidence_sql).to_arrow_table()
     return _reduce(as_of, found, evidence)

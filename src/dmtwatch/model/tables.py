@@ -38,6 +38,8 @@ DRUGS = (
     "ivig",
     "other",
 )
+# Treatments that are not disease-modifying therapies: relapse treatment and rescue.
+NOT_DMT = ("methylprednisolone", "plasma_exchange", "immunoadsorption", "ivig")
 STOP_REASONS = (
     "allergy",
     "inefficacy",

@@ -1,0 +1,107 @@
+"""What every audit section reads: the clinic in DuckDB cut at as-of, the options, and
+the `cohort` table (one row per patient with a first alemtuzumab infusion, day 0).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Literal
+
+import duckdb
+
+from dmtwatch.engine.run import connect
+from dmtwatch.model.dataset import Dataset
+from dmtwatch.model.tables import NOT_DMT
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    pre_window: int | Literal["therapy"] = 365  # days before day 0, or the prior therapy
+    post_window_days: int = 365
+    mri_pre_days: int = 180
+    mri_post_window: tuple[int, int] = (270, 455)  # days after day 0; nearest to day 365
+    where: dict[str, str] = field(default_factory=dict)  # subgroup: cohort column -> value
+    drug: str = "alemtuzumab"
+
+
+@dataclass
+class AuditContext:
+    con: duckdb.DuckDBPyConnection
+    as_of: dt.date
+    options: AuditOptions
+
+    def rows(self, sql: str, params: list | None = None) -> list[dict]:
+        rel = self.con.execute(sql, params or [])
+        names = [d[0] for d in rel.description]
+        return [dict(zip(names, r, strict=True)) for r in rel.fetchall()]
+
+    def value(self, sql: str, params: list | None = None):
+        return self.con.execute(sql, params or []).fetchall()[0][0]
+
+
+def _q(values: tuple[str, ...]) -> str:
+    return ", ".join("'" + v + "'" for v in values)
+
+
+def make_context(dataset: Dataset, as_of: dt.date, options: AuditOptions) -> AuditContext:
+    con = connect(dataset, as_of)
+    ctx = AuditContext(con, as_of, options)
+    _build_cohort(ctx)
+    return ctx
+
+
+def _build_cohort(ctx: AuditContext) -> None:
+    """Day 0, the therapy before it and why it stopped, demographics, end of follow-up.
+
+    End of follow-up is the patient's last dated record, or as-of if earlier.
+    """
+    o = ctx.options
+    ctx.con.execute(
+        f"""
+        CREATE TEMP TABLE cohort_all AS
+        WITH day0 AS (
+          SELECT patient_id, min(start_date) AS day0 FROM in_treatments
+          WHERE drug = ? GROUP BY 1),
+        dated AS (
+          SELECT patient_id, least(coalesce(end_date, start_date), params.as_of) AS d
+            FROM in_treatments, params
+          UNION ALL SELECT patient_id, date FROM in_labs
+          UNION ALL SELECT patient_id, onset_date FROM in_relapses
+          UNION ALL SELECT patient_id, date FROM in_mri
+          UNION ALL SELECT patient_id, date FROM in_edss
+          UNION ALL SELECT patient_id, least(coalesce(resolution_date, onset_date), params.as_of)
+            FROM in_adverse_events, params),
+        last_rec AS (SELECT patient_id, max(d) AS last_date FROM dated GROUP BY 1),
+        prior AS (
+          SELECT t.patient_id, t.drug AS prior_drug, t.stop_reason AS switch_reason,
+                 t.start_date AS prior_start, coalesce(t.end_date, d.day0) AS prior_end,
+                 row_number() OVER (PARTITION BY t.patient_id
+                                    ORDER BY coalesce(t.end_date, d.day0) DESC, t.start_date DESC) AS rn
+            FROM in_treatments t JOIN day0 d USING (patient_id)
+           WHERE t.drug NOT IN ({_q(NOT_DMT)}) AND t.drug <> ? AND t.start_date < d.day0),
+        n_prior AS (
+          SELECT t.patient_id, count(DISTINCT t.drug) AS n_prior_therapies
+            FROM in_treatments t JOIN day0 d USING (patient_id)
+           WHERE t.drug NOT IN ({_q(NOT_DMT)}) AND t.drug <> ? AND t.start_date < d.day0 GROUP BY 1)
+        SELECT d.patient_id, d.day0, p.sex, p.birth_date, p.ms_type, p.ms_onset_date,
+               pr.prior_drug, pr.switch_reason, pr.prior_start, pr.prior_end,
+               coalesce(n.n_prior_therapies, 0) AS n_prior_therapies,
+               greatest(l.last_date, d.day0) AS fu_end,
+               date_diff('day', d.day0, greatest(l.last_date, d.day0)) AS follow_up_days
+          FROM day0 d JOIN in_patients p USING (patient_id)
+          LEFT JOIN (SELECT * FROM prior WHERE rn = 1) pr USING (patient_id)
+          LEFT JOIN n_prior n USING (patient_id)
+          LEFT JOIN last_rec l USING (patient_id)
+        """,
+        [o.drug, o.drug, o.drug],
+    )
+    allowed = {"switch_reason", "prior_drug", "sex", "ms_type"}
+    unknown = set(o.where) - allowed
+    if unknown:
+        raise ValueError(f"cannot select a subgroup by {sorted(unknown)}; use {sorted(allowed)}")
+    where = " AND ".join(f"{k} = ?" for k in o.where) or "true"
+    ctx.con.execute(
+        f"CREATE TEMP TABLE cohort AS SELECT * FROM cohort_all WHERE {where} ORDER BY patient_id",
+        list(o.where.values()),
+    )
