@@ -43,7 +43,7 @@ def run_audit(dataset: Dataset, as_of: dt.date, options: AuditOptions | None = N
 
 
 def jsonable(value):
-    """Dates as ISO text, floats to 4 significant digits, infinities as null."""
+    """Dates as ISO text, floats to 6 significant digits, infinities as null."""
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -52,7 +52,7 @@ def jsonable(value):
         return value.isoformat()
     if isinstance(value, float) or type(value).__name__.startswith("float"):
         v = float(value)
-        return None if not math.isfinite(v) else float(f"{v:.4g}")
+        return None if not math.isfinite(v) else float(f"{v:.6g}")
     if type(value).__name__.startswith(("int", "uint")):
         return int(value)
     if type(value).__name__ == "bool_":

@@ -61,10 +61,10 @@ def negative_binomial_ratio(
             warnings.simplefilter("ignore")
             model = sm.NegativeBinomial(y, x, offset=offset)
             fit = model.fit(disp=0, cov_type="cluster", cov_kwds={"groups": groups}, maxiter=200)
+            # overdispersion: Pearson chi-square per degree of freedom of the Poisson model
+            poisson = sm.GLM(y, x, family=sm.families.Poisson(), offset=offset).fit()
         beta, se = float(fit.params[1]), float(fit.bse[1])
         alpha = float(fit.params[-1])
-        # overdispersion: Pearson chi-square per degree of freedom of the Poisson model
-        poisson = sm.GLM(y, x, family=sm.families.Poisson(), offset=offset).fit()
         dispersion = float(poisson.pearson_chi2 / poisson.df_resid)
     except Exception:  # a degenerate fit (e.g. no post events) is reported as absent
         return None

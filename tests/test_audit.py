@@ -1,0 +1,281 @@
+"""The outcomes audit: report B's cohort rebuilt from its table must give its figures;
+ARR limits against published exact Poisson limits; window edges; person-time cut at the
+end of follow-up; a missing scan is missing, not inactive."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dmtwatch.audit.context import AuditOptions
+from dmtwatch.audit.run import run_audit
+from dmtwatch.io import read_clinic
+from tests.clinic import alemtuzumab_course, day, lab, write_clinic
+
+AS_OF = dt.date(2011, 1, 31)
+YEAR = 365 / 365.25  # one 365-day window in person-years
+PIDS = [f"P{i:02d}" for i in range(1, 12)]
+PRE_RELAPSES = dict(zip(PIDS, [3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2], strict=True))  # 28
+
+
+def _day0(i: int) -> dt.date:
+    return dt.date(2009, 7, 6) + dt.timedelta(days=14 * i)  # July to November 2009
+
+
+def report_b_cohort(folder: Path) -> Path:
+    """Report B (ABN 2011, abstract 136) as records: 11 patients switched from natalizumab
+    (3 allergy, 8 failure), lymphopenia in all at one month, leucopenia without
+    neutropenia in 4 normal by 5 months, one TPO conversion at 3 months then
+    hypothyroidism at 9 months, 28 relapses in the year before and 1 after, 8 active
+    scans before (4 enhancing), none after, no serious infection."""
+    treatments, labs, relapses, mri, aes = [], [], [], [], []
+    for i, pid in enumerate(PIDS):
+        d0 = _day0(i)
+        treatments.append(
+            {
+                "patient_id": pid,
+                "drug": "natalizumab",
+                "start_date": dt.date(2007, 6, 1),
+                "end_date": day(d0, -60),
+                "stop_reason": "allergy" if i < 3 else "inefficacy",
+            }
+        )
+        treatments.append(alemtuzumab_course(pid, d0))
+        for k in range(PRE_RELAPSES[pid]):
+            relapses.append({"patient_id": pid, "onset_date": day(d0, -330 + 100 * k)})
+        mri.append(
+            {
+                "patient_id": pid,
+                "date": day(d0, -30),
+                "new_t2": 3 if i < 8 else 0,
+                "gd_enhancing": 2 if i < 4 else 0,
+                "ring_enhancing": 0,
+            }
+        )
+        mri.append({"patient_id": pid, "date": day(d0, 365), "new_t2": 0, "gd_enhancing": 0})
+        for d in [-10, *range(30, 420, 30)]:
+            lymph = 1.8 if d < 0 else min(0.3 + 0.002 * d, 0.95)
+            leuko = 6.0 if d < 0 or i >= 4 else (3.2 if d <= 60 else 3.8 if d <= 90 else 4.5)
+            labs += [
+                lab(pid, day(d0, d), "lymphocytes", lymph, "10*9/L"),
+                lab(pid, day(d0, d), "leukocytes", leuko, "10*9/L"),
+                lab(pid, day(d0, d), "neutrophils", 3.0, "10*9/L"),
+                lab(pid, day(d0, d), "platelets", 250, "10*9/L"),
+            ]
+        for d in (-10, 91, 182, 273, 364):
+            hypo = pid == "P09" and d >= 273
+            labs.append(lab(pid, day(d0, d), "tsh", 8.5 if hypo else 1.9, "mIU/L"))
+            labs.append(lab(pid, day(d0, d), "free_t4", 11 if hypo else 15, "pmol/L"))
+            positive = pid == "P09" and d >= 91
+            labs.append(lab(pid, day(d0, d), "tpo_ab", 120 if positive else 8, "IU/mL"))
+    aes.append(
+        {
+            "patient_id": "P05",
+            "onset_date": day(_day0(4), 100),
+            "term": "Urinary tract infection",
+            "category": "infection",
+        }
+    )
+    aes.append(
+        {
+            "patient_id": "P07",
+            "onset_date": day(_day0(6), 50),
+            "term": "Nasopharyngitis",
+            "category": "infection",
+        }
+    )
+    relapses.append({"patient_id": "P05", "onset_date": day(_day0(4), 200)})
+    return write_clinic(
+        folder, treatments=treatments, labs=labs, relapses=relapses, mri=mri, adverse_events=aes
+    )
+
+
+@pytest.fixture(scope="module")
+def report_b(tmp_path_factory) -> dict:
+    folder = report_b_cohort(tmp_path_factory.mktemp("report_b"))
+    dataset, _ = read_clinic(folder)
+    return run_audit(dataset, AS_OF)
+
+
+def test_report_b_cohort(report_b: dict) -> None:
+    c = report_b["cohort"]
+    assert c["n_patients"] == 11
+    assert c["switch_reasons"] == {"allergy": 3, "inefficacy": 8}
+    assert c["prior_drug"] == {"natalizumab": 11}
+
+
+def test_report_b_relapses(report_b: dict) -> None:
+    r = report_b["relapses"]
+    assert (r["pre_relapses"], r["post_relapses"]) == (28, 1)
+    assert r["pre_person_years"] == pytest.approx(11 * YEAR, abs=1e-3)
+    assert r["post_person_years"] == pytest.approx(11 * YEAR, abs=1e-3)
+    assert r["arr_pre"] == pytest.approx(28 / (11 * YEAR), rel=1e-3)  # 2.55
+    assert r["arr_post"] == pytest.approx(1 / (11 * YEAR), rel=1e-3)  # 0.09
+    # exact Poisson 95% limits for 28 and 1 events as tabulated: 18.61-40.47 and 0.0253-5.572
+    assert r["arr_pre_ci"] == pytest.approx([18.606 / (11 * YEAR), 40.468 / (11 * YEAR)], rel=1e-3)
+    assert r["arr_post_ci"] == pytest.approx(
+        [0.02532 / (11 * YEAR), 5.5716 / (11 * YEAR)], rel=1e-3
+    )
+    assert round(r["arr_pre"], 2) == 2.55 and round(r["arr_post"], 2) == 0.09
+    assert r["rate_ratio"] == pytest.approx(1 / 28, rel=1e-3)
+    lo, hi = r["rate_ratio_ci"]
+    assert lo == pytest.approx(0.000873, rel=1e-2) and hi == pytest.approx(0.216, rel=1e-2)
+    assert r["paired"]["p_value"] < 0.01
+    assert r["km"]["events"] == 1 and r["km"]["censored"] == 10
+
+
+def test_report_b_labs(report_b: dict) -> None:
+    labs = report_b["labs"]
+    assert labs["lymphopenia"]["n"] == 11
+    assert {e["onset_day"] for e in labs["lymphopenia"]["episodes"]} == {30}
+    leuco = labs["leucopenia"]
+    assert leuco["n"] == 4
+    assert all(e["onset_day"] <= 90 and e["normal_day"] <= 150 for e in leuco["episodes"])
+    assert labs["neutropenia"]["n"] == 0
+    assert labs["lymphopenia"]["episodes"][0]["nadir"] == pytest.approx(0.36)
+    assert labs["lymphopenia"]["episodes"][0]["grade"] == 3
+
+
+def test_report_b_thyroid_infections_mri(report_b: dict) -> None:
+    t = report_b["thyroid"]
+    assert (t["tpo_positive_n"], t["hypothyroid_n"], t["hyperthyroid_n"]) == (1, 1, 0)
+    assert t["events"] == [
+        {"patient_id": "P09", "kind": "tpo_positive", "day": 91},
+        {"patient_id": "P09", "kind": "hypothyroid", "day": 273},
+    ]
+    assert (report_b["infections"]["any_n"], report_b["infections"]["serious_n"]) == (2, 0)
+    mri = report_b["mri"]
+    assert mri["pre"] == {"scanned_n": 11, "new_t2_n": 8, "gd_n": 4, "missing_n": 0}
+    assert mri["post"] == {"scanned_n": 11, "new_t2_n": 0, "gd_n": 0, "missing_n": 0}
+    assert report_b["neda"]["year1"]["evaluable_n"] == 11
+    assert report_b["neda"]["year1"]["neda_n"] == 10  # P05 relapsed
+
+
+def test_every_count_has_its_records(report_b: dict) -> None:
+    assert len(report_b["cohort"]["patients"]) == 11
+    assert sum(p["pre"] for p in report_b["relapses"]["patients"]) == 28
+    assert len(report_b["labs"]["lymphopenia"]["episodes"]) == 11
+    assert len([s for s in report_b["mri"]["scans"] if s["when"] == "pre"]) == 11
+
+
+def _one_patient(
+    tmp_path: Path, relapse_days: list[int], last_record_day: int, scan_day: int | None = 400
+):
+    d0 = dt.date(2012, 3, 5)
+    tables = {
+        "treatments": [alemtuzumab_course("Q1", d0)],
+        "relapses": [{"patient_id": "Q1", "onset_date": day(d0, d)} for d in relapse_days],
+        "labs": [lab("Q1", day(d0, last_record_day), "tsh", 1.5, "mIU/L")],
+    }
+    if scan_day is not None:
+        tables["mri"] = [
+            {"patient_id": "Q1", "date": day(d0, scan_day), "new_t2": 0, "gd_enhancing": 0}
+        ]
+    dataset, _ = read_clinic(write_clinic(tmp_path, **tables))
+    return d0, dataset
+
+
+def test_relapse_window_edges(tmp_path: Path) -> None:
+    d0, dataset = _one_patient(tmp_path, [-366, -365, -1, 0, 364, 365], 500)
+    r = run_audit(dataset, day(d0, 600))["relapses"]
+    assert (r["pre_relapses"], r["post_relapses"]) == (2, 2)  # -365, -1 | 0, 364
+    assert r["patients"][0]["pre_days"] == r["patients"][0]["post_days"] == 365
+
+
+def test_person_time_cut_at_end_of_follow_up(tmp_path: Path) -> None:
+    d0, dataset = _one_patient(tmp_path, [50], 100, scan_day=None)
+    r = run_audit(dataset, day(d0, 600))["relapses"]
+    assert r["patients"][0]["post_days"] == 101  # days 0-100: the last record
+    assert r["post_person_years"] == pytest.approx(101 / 365.25, abs=1e-3)
+    r = run_audit(dataset, day(d0, 60))["relapses"]  # the last record dated by as-of: day 50
+    assert r["patients"][0]["post_days"] == 51
+    assert r["post_relapses"] == 1
+
+
+def test_person_time_cut_at_as_of(tmp_path: Path) -> None:
+    d0 = dt.date(2012, 3, 5)
+    tables = {
+        "treatments": [
+            alemtuzumab_course("Q1", d0),
+            {
+                "patient_id": "Q1",
+                "drug": "rituximab",
+                "start_date": day(d0, 40),
+                "end_date": day(d0, 200),
+            },
+        ],
+    }
+    dataset, _ = read_clinic(write_clinic(tmp_path, **tables))
+    r = run_audit(dataset, day(d0, 60))["relapses"]  # a treatment running past as-of
+    assert r["patients"][0]["post_days"] == 61
+
+
+def test_therapy_pre_window(tmp_path: Path) -> None:
+    d0 = dt.date(2012, 3, 5)
+    tables = {
+        "treatments": [
+            {
+                "patient_id": "Q1",
+                "drug": "fingolimod",
+                "start_date": day(d0, -800),
+                "end_date": day(d0, -31),
+                "stop_reason": "inefficacy",
+            },
+            alemtuzumab_course("Q1", d0),
+        ],
+        "relapses": [{"patient_id": "Q1", "onset_date": day(d0, d)} for d in (-900, -700, -20)],
+        "labs": [lab("Q1", day(d0, 400), "tsh", 1.5, "mIU/L")],
+    }
+    dataset, _ = read_clinic(write_clinic(tmp_path, **tables))
+    r = run_audit(dataset, day(d0, 500), AuditOptions(pre_window="therapy"))["relapses"]
+    assert r["pre_relapses"] == 1  # -700 only: -900 before the therapy, -20 after it ended
+    assert r["patients"][0]["pre_days"] == 770
+
+
+def test_missing_post_scan_is_missing_not_inactive(tmp_path: Path) -> None:
+    d0, dataset = _one_patient(tmp_path, [], 500, scan_day=600)  # outside days 270-455
+    result = run_audit(dataset, day(d0, 700))
+    assert result["mri"]["post"] == {"scanned_n": 0, "new_t2_n": 0, "gd_n": 0, "missing_n": 1}
+    assert result["neda"]["year1"]["evaluable_n"] == 0
+
+
+def test_subgroup_by_switch_reason(tmp_path_factory) -> None:
+    dataset, _ = read_clinic(report_b_cohort(tmp_path_factory.mktemp("rb")))
+    result = run_audit(dataset, AS_OF, AuditOptions(where={"switch_reason": "allergy"}))
+    assert result["cohort"]["n_patients"] == 3
+    assert result["relapses"]["pre_relapses"] == 9
+
+
+def test_audit_json_command(tmp_path: Path) -> None:
+    folder = report_b_cohort(tmp_path / "clinic")
+    out = tmp_path / "audit.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dmtwatch",
+            "audit",
+            "--data",
+            str(folder),
+            "--as-of",
+            "2011-01-31",
+            "--format",
+            "json",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    doc = json.loads(out.read_text())
+    assert doc["relapses"]["rate_ratio"] == pytest.approx(0.03571, rel=1e-3)
+    assert {m["term"] for m in doc["methods"]} >= {
+        "Day 0",
+        "Annualised relapse rate (ARR)",
+        "NEDA-3",
+    }
