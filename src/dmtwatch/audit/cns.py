@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dmtwatch.audit.context import AuditContext
-from dmtwatch.engine.run import run_check
+from dmtwatch.engine.run import CLINICAL_KINDS, run_check
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.protocols.schema import load_protocol
 
@@ -12,7 +12,7 @@ CODES = ("CNS-MRI", "CNS-RING", "CNS-STROKE")
 
 
 def cns_section(ctx: AuditContext, dataset: Dataset) -> dict:
-    findings = run_check(dataset, ctx.as_of).findings
+    findings = run_check(dataset, ctx.as_of, [ctx.options.drug], CLINICAL_KINDS).findings
     ctx.con.register("check_findings", findings)
     rescue = sorted(
         {d for r in load_protocol(ctx.options.drug).imaging_findings for d in r.rescue_drugs}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
+
 from dmtwatch.audit.cns import cns_section
 from dmtwatch.audit.cohort import cohort_section
 from dmtwatch.audit.context import AuditOptions, make_context
@@ -43,18 +45,22 @@ def run_audit(dataset: Dataset, as_of: dt.date, options: AuditOptions | None = N
 
 
 def jsonable(value):
-    """Dates as ISO text, floats to 6 significant digits, infinities as null."""
-    if isinstance(value, dict):
+    """Dates as ISO text, floats to 6 significant digits, infinities as null (the common
+    types are tested first: the per-patient records make this the audit's hot loop)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is dict:
         return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if t is list or t is tuple:
         return [jsonable(v) for v in value]
+    if t is float or isinstance(value, np.floating):
+        v = float(value)
+        return float(f"{v:.6g}") if math.isfinite(v) else None
     if isinstance(value, dt.date):
         return value.isoformat()
-    if isinstance(value, float) or type(value).__name__.startswith("float"):
-        v = float(value)
-        return None if not math.isfinite(v) else float(f"{v:.6g}")
-    if type(value).__name__.startswith(("int", "uint")):
+    if isinstance(value, np.integer):
         return int(value)
-    if type(value).__name__ == "bool_":
+    if isinstance(value, np.bool_):
         return bool(value)
     return value

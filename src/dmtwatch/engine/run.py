@@ -60,11 +60,15 @@ RULE_KINDS = (
 )
 
 
-def compile_plan(protocols: list[Protocol]) -> Plan:
+# The rules on relapses and MRI alone (the audit's CNS watch runs just these).
+CLINICAL_KINDS = (relapse_imaging, imaging_findings, infusion_proximity)
+
+
+def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:
     ctx = Context()
     found, evidence = [], []
     for protocol in protocols:
-        for kind in RULE_KINDS:
+        for kind in kinds:
             for f, e in kind(ctx, protocol):
                 found.append(f.select(*FINDING_COLUMNS))
                 evidence.append(e.select(*EVIDENCE_COLUMNS))
@@ -73,13 +77,13 @@ def compile_plan(protocols: list[Protocol]) -> Plan:
 
 
 @cache
-def _plan_for(protocol_ids: tuple[str, ...]) -> Plan:
-    key = plan_cache.plan_key(protocol_ids)
+def _plan_for(protocol_ids: tuple[str, ...], kinds: tuple = RULE_KINDS) -> Plan:
+    key = plan_cache.plan_key(protocol_ids + tuple(k.__name__ for k in kinds))
     stored = plan_cache.read(key)
     if stored is not None:
         steps = tuple(Step(**s) for s in stored["steps"])
         return Plan(steps, stored["findings_sql"], stored["evidence_sql"])
-    plan = compile_plan([load_protocol(p) for p in protocol_ids])
+    plan = compile_plan([load_protocol(p) for p in protocol_ids], kinds)
     plan_cache.write(key, asdict(plan))
     return plan
 
@@ -103,9 +107,11 @@ def run_steps(con: duckdb.DuckDBPyConnection, steps: tuple[Step, ...] | list[Ste
         con.execute(f'CREATE TEMP TABLE "{step.name}" AS {step.sql}')
 
 
-def run_check(dataset: Dataset, as_of: dt.date, protocols: list[str] | None = None) -> Findings:
+def run_check(
+    dataset: Dataset, as_of: dt.date, protocols: list[str] | None = None, kinds: tuple = RULE_KINDS
+) -> Findings:
     """Findings for the whole cohort as of a date (nothing dated later is used)."""
-    plan = _plan_for(tuple(protocols or protocol_names()))
+    plan = _plan_for(tuple(protocols or protocol_names()), kinds)
     con = connect(dataset, as_of)
     run_steps(con, plan.steps)
     found = con.sql(plan.findings_sql).to_arrow_table()
