@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dmtwatch.engine import plan_cache
-from dmtwatch.engine.run import _plan_for, compile_plan, run_check
+from dmtwatch.engine.run import RULE_KINDS, _plan_for, compile_plan, run_check
 from dmtwatch.io import read_clinic
 from dmtwatch.protocols.schema import load_protocols, protocol_names
 
@@ -18,7 +18,7 @@ VIGNETTE = Path(__file__).parent / "vignettes" / "ring_relapse_rescued"
 def test_cached_plan_gives_the_same_findings_as_a_fresh_compile(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DMTWATCH_CACHE_DIR", str(tmp_path))
     ids = tuple(protocol_names())
-    key = plan_cache.plan_key(ids)
+    key = plan_cache.plan_key(ids, tuple(k.__name__ for k in RULE_KINDS))
     assert plan_cache.read(key) is None
     _plan_for.cache_clear()
     fresh = _plan_for(ids)

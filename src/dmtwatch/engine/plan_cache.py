@@ -21,9 +21,9 @@ def cache_dir() -> Path:
     return Path(base) / "dmtwatch" if base else Path.home() / ".cache" / "dmtwatch"
 
 
-def plan_key(protocol_ids: tuple[str, ...]) -> str:
+def plan_key(protocol_ids: tuple[str, ...], rule_kinds: tuple[str, ...]) -> str:
     h = hashlib.sha256()
-    h.update(repr(protocol_ids).encode())
+    h.update(repr((protocol_ids, rule_kinds)).encode())
     for package, pattern in (
         ("dmtwatch.protocols", ".yaml"),
         ("dmtwatch.model", ".yaml"),

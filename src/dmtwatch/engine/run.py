@@ -78,7 +78,7 @@ def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:
 
 @cache
 def _plan_for(protocol_ids: tuple[str, ...], kinds: tuple = RULE_KINDS) -> Plan:
-    key = plan_cache.plan_key(protocol_ids + tuple(k.__name__ for k in kinds))
+    key = plan_cache.plan_key(protocol_ids, tuple(k.__name__ for k in kinds))
     stored = plan_cache.read(key)
     if stored is not None:
         steps = tuple(Step(**s) for s in stored["steps"])
