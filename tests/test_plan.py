@@ -34,10 +34,11 @@ def test_cached_plan_gives_the_same_findings_as_a_fresh_compile(monkeypatch, tmp
     assert a.findings.equals(b.findings) and a.evidence.equals(b.evidence)
 
 
-def test_plan_key_changes_with_the_protocols() -> None:
-    assert plan_cache.plan_key(("alemtuzumab",)) != plan_cache.plan_key(
-        ("alemtuzumab", "natalizumab")
-    )
+def test_plan_key_changes_with_the_protocols_and_the_rules() -> None:
+    kinds = tuple(k.__name__ for k in RULE_KINDS)
+    one = plan_cache.plan_key(("alemtuzumab",), kinds)
+    assert one != plan_cache.plan_key(("alemtuzumab", "natalizumab"), kinds)
+    assert one != plan_cache.plan_key(("alemtuzumab",), kinds[:2])
 
 
 def test_unwritable_cache_is_not_fatal(monkeypatch, tmp_path) -> None:
