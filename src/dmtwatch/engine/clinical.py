@@ -77,13 +77,9 @@ def _relapse_imaging(ctx: Context, protocol: Protocol, rule: RelapseImaging) -> 
     found = make_findings(
         t,
         protocol=protocol,
-        code=rule.code,
+        rule=rule,
         severity=ibis.ifelse(t.first_mri.isnull(), rule.severity, rule.late_severity),
         date=t.onset_date,
-        title=rule.title,
-        detail=rule.detail,
-        action=rule.action,
-        source=rule.source,
         fields={
             "onset_date": t.onset_date,
             "days_after_infusion": days,
@@ -151,17 +147,13 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
     found = make_findings(
         j,
         protocol=protocol,
-        code=rule.code,
+        rule=rule,
         severity=ibis.cases(
             (receded, rule.receded_severity),
             (j.n_rescue > 0, rule.rescued_severity),
             else_=rule.severity,
         ),
         date=j.date,
-        title=rule.title,
-        detail=rule.detail,
-        action=rule.action,
-        source=rule.source,
         fields={
             "region": j.region,
             "date": j.date,
@@ -209,13 +201,9 @@ def _proximity(ctx: Context, protocol: Protocol, rule: InfusionProximity) -> Pai
     found = make_findings(
         t,
         protocol=protocol,
-        code=rule.code,
+        rule=rule,
         severity=rule.severity,
         date=t.onset_date,
-        title=rule.title,
-        detail=rule.detail,
-        action=rule.action,
-        source=rule.source,
         fields={
             "onset_date": t.onset_date,
             "days_after_infusion": t.days_after,

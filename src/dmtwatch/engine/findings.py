@@ -6,6 +6,9 @@ name the input rows behind it (table, date, item, value), so renderers can show 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol as Protocol_
+
 import ibis
 
 from dmtwatch.engine.text import render
@@ -31,31 +34,47 @@ def null_text() -> ibis.Value:
     return ibis.null("string")
 
 
+class Wording(Protocol_):
+    """What a rule says: any protocol rule, or the schedule's own wording."""
+
+    code: str
+    title: str
+    detail: str
+    action: str
+    source: list[str]
+
+
+@dataclass(frozen=True)
+class ScheduleWording:
+    code: str
+    title: str
+    detail: str
+    action: str
+    source: list[str]
+
+
 def make_findings(
     t: ibis.Table,
     *,
     protocol: Protocol,
-    code: str,
+    rule: Wording,
     severity: ibis.Value | str,
     date: ibis.Value,
-    title: str,
-    detail: str,
-    action: str,
-    source: list[str],
     fields: dict[str, ibis.Value],
     test: ibis.Value | None = None,
     grade: ibis.Value | None = None,
 ) -> ibis.Table:
+    """The findings table of one rule: its wording rendered from `fields`, per row of `t`."""
     return t.select(
-        code=ibis.literal(code),
+        code=ibis.literal(rule.code),
         patient_id=t.patient_id,
         test=null_text() if test is None else test.cast("string"),
         severity=ibis.literal(severity) if isinstance(severity, str) else severity,
         date=date.cast("date"),
-        title=render(title, fields),
-        detail=render(detail, fields),
-        action=ibis.literal(action),
-        source=ibis.literal(protocol.cite(source)),
+        title=render(rule.title, fields),
+        detail=render(rule.detail, fields),
+        action=ibis.literal(rule.action),
+        source=ibis.literal(protocol.cite(rule.source)),
         grade=ibis.null("int32") if grade is None else grade.cast("int32"),
         protocol=ibis.literal(protocol.id),
     )

@@ -126,13 +126,9 @@ def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
         found = make_findings(
             t,
             protocol=protocol,
-            code=rule.code,
+            rule=rule,
             severity=t.grade.cases(*rule.severity.items()),
             date=t.date,
-            title=rule.title,
-            detail=rule.detail,
-            action=rule.action,
-            source=rule.source,
             fields=fields,
             test=t.test,
             grade=t.grade,
@@ -238,13 +234,9 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
     found = make_findings(
         t,
         protocol=protocol,
-        code=rule.code,
+        rule=rule,
         severity=severity,
         date=t.date,
-        title=rule.title,
-        detail=rule.detail,
-        action=rule.action,
-        source=rule.source,
         fields=fields,
     )
     ev = make_evidence(
@@ -279,13 +271,9 @@ def exposure_flag_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.
         found = make_findings(
             t,
             protocol=protocol,
-            code=rule.code,
+            rule=rule,
             severity=rule.severity,
             date=t.date,
-            title=rule.title,
-            detail=rule.detail,
-            action=rule.action,
-            source=rule.source,
             fields={"value": t.value, "date": t.date, "exposure_days": t.exposure_days},
         )
         ev = make_evidence(

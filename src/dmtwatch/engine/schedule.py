@@ -12,7 +12,7 @@ from ibis import _
 
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode
-from dmtwatch.engine.findings import make_evidence, make_findings
+from dmtwatch.engine.findings import ScheduleWording, make_evidence, make_findings
 from dmtwatch.engine.text import as_text
 from dmtwatch.protocols.schema import Protocol
 
@@ -107,17 +107,20 @@ def overdue(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Tab
     found = make_findings(
         t,
         protocol=protocol,
-        code="MON-OVERDUE",
+        rule=ScheduleWording(
+            code="MON-OVERDUE",
+            title="{name} overdue",
+            detail="{name} was due on {due} ({days_overdue} days ago); last done {last_done}; "
+            + protocol.therapy.monitoring_note
+            + ".",
+            action="Arrange the test and record the result; contact the patient if they have "
+            "missed appointments.",
+            source=protocol.schedule[0].source,
+        ),
         severity=ibis.ifelse(
             t.days_overdue > t.grace_days + t.escalate_after_days, "high", "routine"
         ),
         date=t.due,
-        title="{name} overdue",
-        detail="{name} was due on {due} ({days_overdue} days ago); last done {last_done}; "
-        + protocol.therapy.monitoring_note
-        + ".",
-        action="Arrange the test and record the result; contact the patient if they have missed appointments.",
-        source=protocol.schedule[0].source,
         fields=fields,
         test=t.item,
     ).mutate(source=t.item.cases(*sources.items()))
@@ -162,13 +165,17 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
     found = make_findings(
         t,
         protocol=protocol,
-        code="MON-BASELINE",
+        rule=ScheduleWording(
+            code="MON-BASELINE",
+            title="{name}: no baseline before the latest course",
+            detail="No {name} between {window_start} and the start of the latest {drug} "
+            "episode on {start}.",
+            action="Record the baseline if it was done elsewhere; it is the reference for "
+            "later results.",
+            source=protocol.schedule[0].source,
+        ),
         severity="info",
         date=t.start,
-        title="{name}: no baseline before the latest course",
-        detail="No {name} between {window_start} and the start of the latest {drug} episode on {start}.",
-        action="Record the baseline if it was done elsewhere; it is the reference for later results.",
-        source=protocol.schedule[0].source,
         fields={
             "name": t.item.cases(*names.items()),
             "window_start": t.window_start,
