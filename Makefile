@@ -22,7 +22,10 @@ demo: setup
 	$(BIN)/dmtwatch import --data $(DEMO)/clinic --db sqlite:///$(DEMO)/clinic.db
 	$(BIN)/dmtwatch check --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --format json --out $(DEMO)/worklist.json
 	$(BIN)/dmtwatch check --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --limit 30 --summary
+	$(BIN)/dmtwatch audit --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --format html --out $(DEMO)/audit.html
+	$(BIN)/dmtwatch audit --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --format pdf --out $(DEMO)/audit.pdf
 	@echo "The whole worklist as JSON: $(DEMO)/worklist.json"
+	@echo "The outcomes audit: $(DEMO)/audit.html and $(DEMO)/audit.pdf"
 
 lint: setup
 	$(BIN)/ruff check .

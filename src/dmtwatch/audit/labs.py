@@ -81,6 +81,7 @@ def lab_section(ctx: AuditContext) -> dict:
         ]
         out[name] = {
             "test": test,
+            "unit": lab_catalogue().tests[test].unit,
             "n": len(eps),
             "n_tested": tested.get(test, 0),
             "onset_day": quartiles([e["onset_day"] for e in eps]),

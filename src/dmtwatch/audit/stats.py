@@ -120,4 +120,5 @@ def kaplan_meier(durations: np.ndarray, events: np.ndarray) -> dict:
         "at_risk": [int(v) for v in table["at_risk"].reindex(sf.index).fillna(0).to_numpy()],
         "events": int(np.sum(events)),
         "censored": int(len(events) - np.sum(events)),
+        "censor_days": sorted(float(d) for d, e in zip(durations, events, strict=True) if not e),
     }
