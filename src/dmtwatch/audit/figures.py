@@ -76,7 +76,8 @@ def _get(d: Any, *keys: str, default: Any = None) -> Any:
     return d
 
 
-def _num(x: Any) -> float | None:
+def as_number(x: Any) -> float | None:
+    """A finite float, or None for missing, boolean or non-numeric values."""
     if isinstance(x, bool) or x is None:
         return None
     try:
@@ -190,12 +191,12 @@ def relapse_rates(result: Mapping[str, Any]) -> str | None:
     rel = _get(result, "relapses", default={})
     rows = []
     for period in ("pre", "post"):
-        arr = _num(rel.get(f"arr_{period}"))
+        arr = as_number(rel.get(f"arr_{period}"))
         if arr is None:
             continue
         ci = rel.get(f"arr_{period}_ci")
         ok = isinstance(ci, list | tuple) and len(ci) == 2
-        lo, hi = (_num(ci[0]), _num(ci[1])) if ok else (None, None)
+        lo, hi = (as_number(ci[0]), as_number(ci[1])) if ok else (None, None)
         label = _window_label(rel.get(f"{period}_window_days"), period)
         rows.append(
             (label, arr, lo, hi, rel.get(f"{period}_relapses"), rel.get(f"{period}_person_years"))
@@ -233,7 +234,7 @@ def relapse_rates(result: Mapping[str, Any]) -> str | None:
             parts = []
             if n is not None:
                 parts.append(f"{n} relapse{'s' if n != 1 else ''}")
-            if _num(py) is not None:
+            if as_number(py) is not None:
                 parts.append(f"{float(py):.2f} person-years")
             if parts:
                 text += "\n" + " / ".join(parts)
@@ -255,7 +256,7 @@ def _window_label(days: Any, period: str) -> str:
     if days == "therapy":
         return "On previous therapy"
     side = "before" if period == "pre" else "after"
-    d = _num(days)
+    d = as_number(days)
     if not d:
         return f"{side.capitalize()} day 0"
     if d in (365, 366):
@@ -277,17 +278,19 @@ def unit_label(unit: str | None) -> str:
 def lymphocyte_trajectory(result: Mapping[str, Any]) -> str | None:
     """Median and IQR of lymphocyte counts by month since day 0, over CTCAE grade bands."""
     points = _get(result, "labs", "trajectory", "lymphocytes", default=[]) or []
-    points = [p for p in points if _num(p.get("month")) is not None and _num(p.get("median"))]
+    points = [
+        p for p in points if as_number(p.get("month")) is not None and as_number(p.get("median"))
+    ]
     if not points:
         return None
     points = sorted(points, key=lambda p: float(p["month"]))
     bands = _get(result, "labs", "grade_bands", "lymphocytes", default={}) or {}
     months = [float(p["month"]) for p in points]
     med = [float(p["median"]) for p in points]
-    q1 = [_num(p.get("q1")) for p in points]
-    q3 = [_num(p.get("q3")) for p in points]
+    q1 = [as_number(p.get("q1")) for p in points]
+    q3 = [as_number(p.get("q3")) for p in points]
     ymax = max([*med, *(v for v in q3 if v is not None)])
-    lln = _num(bands.get("lln"))
+    lln = as_number(bands.get("lln"))
     if lln is not None:
         ymax = max(ymax, lln * 1.15)
     ymax *= 1.08
@@ -297,7 +300,7 @@ def lymphocyte_trajectory(result: Mapping[str, Any]) -> str | None:
         xpad = max(0.3, (xhi - xlo) * 0.02)
         thresholds = {}
         for grade, value in (bands.get("grades") or {}).items():
-            if _num(value) is not None and str(grade).isdigit():
+            if as_number(value) is not None and str(grade).isdigit():
                 thresholds[int(grade)] = float(value)
         grades = sorted(thresholds)
         shades = ["#fdf4ea", "#fbe7d2", "#f7d6b6", "#f1c196", "#e9a877"]
@@ -382,20 +385,9 @@ def relapse_free_survival(result: Mapping[str, Any]) -> str | None:
     with _figure(WIDTH, 3.0 if show_risk else 2.7) as fig:
         ax = fig.add_subplot()
         tm = [_months(v) for v in t]
-        lo, hi = km.get("ci_lower") or [], km.get("ci_upper") or []
-        if len(lo) == len(t) == len(hi):
-            ax.fill_between(
-                tm,
-                [float(v) for v in lo],
-                [float(v) for v in hi],
-                step="post",
-                color=BLUE,
-                alpha=0.15,
-                lw=0,
-                label="95% CI",
-            )
+        _ci_band(ax, tm, km, BLUE)
         ax.step(tm, s, where="post", color=BLUE, lw=1.6, label="Relapse-free")
-        cens = [float(v) for v in km.get("censor_days") or [] if _num(v) is not None]
+        cens = [float(v) for v in km.get("censor_days") or [] if as_number(v) is not None]
         if cens:
             ys = [_step_value(t, s, c) for c in cens]
             ax.plot(
@@ -414,6 +406,25 @@ def relapse_free_survival(result: Mapping[str, Any]) -> str | None:
         if show_risk:
             _at_risk_row(ax, t, at_risk)
         return _to_svg(fig, "fig-km", "Kaplan-Meier estimate of time to first relapse after day 0")
+
+
+def _ci_band(ax, tm: list[float], curve: Mapping[str, Any], colour: str) -> list[float]:
+    """Shade a step curve's 95% band (`ci_lower`/`ci_upper`) when present; its upper limits."""
+    lo, hi = curve.get("ci_lower") or [], curve.get("ci_upper") or []
+    if not (len(lo) == len(tm) == len(hi)):
+        return []
+    upper = [float(v) for v in hi]
+    ax.fill_between(
+        tm,
+        [float(v) for v in lo],
+        upper,
+        step="post",
+        color=colour,
+        alpha=0.15,
+        lw=0,
+        label="95% CI",
+    )
+    return upper
 
 
 def _step_value(t: Sequence[float], y: Sequence[float], x: float) -> float:
@@ -482,18 +493,7 @@ def thyroid_incidence(result: Mapping[str, Any]) -> str | None:
     with _figure(WIDTH, 2.2) as fig:
         ax = fig.add_subplot()
         tm = [_months(v) for v in t]
-        lo, hi = ci.get("ci_lower") or [], ci.get("ci_upper") or []
-        if len(lo) == len(t) == len(hi):
-            ax.fill_between(
-                tm,
-                [float(v) for v in lo],
-                [float(v) for v in hi],
-                step="post",
-                color=PURPLE,
-                alpha=0.15,
-                lw=0,
-                label="95% CI",
-            )
+        hi = _ci_band(ax, tm, ci, PURPLE)
         ax.step(
             tm, y, where="post", color=PURPLE, lw=1.6, label=ci.get("label") or "Thyroid events"
         )
@@ -544,7 +544,7 @@ def swimmer_rows(result: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
         if (
             isinstance(e, Mapping)
             and e.get("patient_id") is not None
-            and _num(e.get("day")) is not None
+            and as_number(e.get("day")) is not None
         ):
             events.setdefault(str(e["patient_id"]), []).append(e)
     follow: dict[str, float] = {}
@@ -552,7 +552,7 @@ def swimmer_rows(result: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
         pid = p.get("patient_id")
         if pid is None:
             continue
-        fu = _num(p.get("follow_up_days"))
+        fu = as_number(p.get("follow_up_days"))
         follow[str(pid)] = fu if fu is not None else 0.0
     for pid, evs in events.items():  # timeline patients missing from the cohort list
         if pid not in follow:

@@ -23,6 +23,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from dmtwatch.audit import figures
+from dmtwatch.audit.figures import as_number
 
 LIST_MAX = 6  # patients listed by name in a summary cell; the rest are in the appendix
 DASH = "–"  # en dash, for ranges
@@ -82,19 +83,9 @@ COMPLETENESS_LABELS = {
 # Number formatting ---------------------------------------------------------------------
 
 
-def _num(x: Any) -> float | None:
-    if isinstance(x, bool) or x is None:
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 def fmt_sig(x: Any, digits: int) -> str:
     """`digits` significant digits, never in exponent form (0.0023, 0.51, 1.69)."""
-    v = _num(x)
+    v = as_number(x)
     if v is None:
         return NONE
     if v == 0:
@@ -108,28 +99,28 @@ def fmt_sig(x: Any, digits: int) -> str:
 
 def fmt_est(x: Any) -> str:
     """An interval bound or a ratio: 3 significant digits from 1 up, else 2."""
-    v = _num(x)
+    v = as_number(x)
     if v is None:
         return NONE
     return fmt_sig(v, 3 if abs(v) >= 1 else 2)
 
 
 def fmt_fixed(x: Any, decimals: int = 2) -> str:
-    v = _num(x)
+    v = as_number(x)
     return NONE if v is None else f"{v:.{decimals}f}"
 
 
 def fmt_ci(ci: Any, sep: str = DASH) -> str:
     if not isinstance(ci, Sequence) or isinstance(ci, str) or len(ci) != 2:
         return ""
-    lo, hi = _num(ci[0]), _num(ci[1])
+    lo, hi = as_number(ci[0]), as_number(ci[1])
     if lo is None or hi is None:
         return ""
     return f"{fmt_est(lo)}{sep}{fmt_est(hi)}"
 
 
 def fmt_p(p: Any) -> str:
-    v = _num(p)
+    v = as_number(p)
     if v is None:
         return NONE
     if v < 0.001:
@@ -140,7 +131,7 @@ def fmt_p(p: Any) -> str:
 
 
 def fmt_pct(n: Any, d: Any) -> str:
-    a, b = _num(n), _num(d)
+    a, b = as_number(n), as_number(d)
     if a is None or not b:
         return ""
     return f"{100 * a / b:.0f}%"
@@ -148,7 +139,7 @@ def fmt_pct(n: Any, d: Any) -> str:
 
 def fmt_n_of(n: Any, d: Any) -> str:
     """'4/11 (36%)'; just '4' when there is no denominator."""
-    a, b = _num(n), _num(d)
+    a, b = as_number(n), as_number(d)
     if a is None:
         return NONE
     if not b:
@@ -158,17 +149,17 @@ def fmt_n_of(n: Any, d: Any) -> str:
 
 def fmt_value(x: Any) -> str:
     """A lab value: 2 decimals below 10, 1 below 100, else whole."""
-    v = _num(x)
+    v = as_number(x)
     if v is None:
         return NONE
     return f"{v:.2f}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"
 
 
 def fmt_median_iqr(summary: Any, decimals: int = 1) -> str:
-    if not isinstance(summary, Mapping) or _num(summary.get("median")) is None:
+    if not isinstance(summary, Mapping) or as_number(summary.get("median")) is None:
         return NONE
     med = fmt_fixed(summary["median"], decimals)
-    q1, q3 = _num(summary.get("q1")), _num(summary.get("q3"))
+    q1, q3 = as_number(summary.get("q1")), as_number(summary.get("q3"))
     if q1 is None or q3 is None:
         return med
     return f"{med} ({fmt_fixed(q1, decimals)}{DASH}{fmt_fixed(q3, decimals)})"
@@ -176,7 +167,7 @@ def fmt_median_iqr(summary: Any, decimals: int = 1) -> str:
 
 def _int(x: Any) -> str:
     """A count: 7, 1,894."""
-    v = _num(x)
+    v = as_number(x)
     if v is None:
         return NONE
     return f"{v:,.0f}" if v == int(v) else f"{v:g}"
@@ -214,12 +205,12 @@ def _list(x: Any) -> list:
 
 
 def _median(values: Iterable[Any]) -> float | None:
-    vals = [v for v in (_num(x) for x in values) if v is not None]
+    vals = [v for v in (as_number(x) for x in values) if v is not None]
     return statistics.median(vals) if vals else None
 
 
 def _by_count(mapping: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    return sorted(mapping.items(), key=lambda kv: (-(_num(kv[1]) or 0), str(kv[0])))
+    return sorted(mapping.items(), key=lambda kv: (-(as_number(kv[1]) or 0), str(kv[0])))
 
 
 def _counted(mapping: Any, total: Any = None, label=_words) -> str:
@@ -237,7 +228,7 @@ def _window_words(days: Any, period: str) -> str:
     """'in the year before', 'in the 180 days after', 'on the previous therapy'."""
     if days == "therapy":
         return "on the previous therapy"
-    d = _num(days)
+    d = as_number(days)
     if d is None:
         return "before day 0" if period == "pre" else "after day 0"
     if d in (365, 366):
@@ -253,7 +244,7 @@ def _window_title(days: Any, period: str) -> str:
     """'Year before day 0', '180 days after day 0', 'On previous therapy'."""
     if days == "therapy":
         return "On previous therapy"
-    d = _num(days)
+    d = as_number(days)
     side = "before" if period == "pre" else "after"
     if d is None:
         return _cap(f"{side} day 0")
@@ -319,7 +310,7 @@ def _cohort_section(result: Mapping[str, Any], n: int, drug: str) -> dict[str, A
         )
     if c.get("prior_therapies"):
         summary = c["prior_therapies"]
-        values = [_num(summary.get(k)) for k in ("median", "q1", "q3")]
+        values = [as_number(summary.get(k)) for k in ("median", "q1", "q3")]
         decimals = 0 if all(v is None or v == int(v) for v in values) else 1
         rows.append(
             ["Prior disease-modifying therapies: median (IQR)", fmt_median_iqr(summary, decimals)]
@@ -331,7 +322,7 @@ def _cohort_section(result: Mapping[str, Any], n: int, drug: str) -> dict[str, A
     fu = c.get("follow_up_years")
     if isinstance(fu, Mapping) and fu:
         text = fmt_median_iqr(fu)
-        if _num(fu.get("total")) is not None:
+        if as_number(fu.get("total")) is not None:
             text += f"; {fmt_fixed(fu['total'])} patient-years in all"
         rows.append(["Follow-up after day 0, years: median (IQR)", text])
     return {"table": Table(["", "Value"], rows, align="ll", css="keyvalue")}
@@ -343,7 +334,7 @@ def _relapse_section(result: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     cols = []
     for period in ("pre", "post"):
-        if _num(rel.get(f"arr_{period}")) is None and rel.get(f"{period}_relapses") is None:
+        if as_number(rel.get(f"arr_{period}")) is None and rel.get(f"{period}_relapses") is None:
             continue
         arr = fmt_fixed(rel.get(f"arr_{period}"))
         ci = fmt_ci(rel.get(f"arr_{period}_ci"))
@@ -363,7 +354,7 @@ def _relapse_section(result: Mapping[str, Any]) -> dict[str, Any]:
         rows = [[label, *(c[1][i] for c in cols)] for i, label in enumerate(labels)]
         table = Table(["", *(c[0] for c in cols)], rows)
     compare = []
-    if _num(rel.get("rate_ratio")) is not None:
+    if as_number(rel.get("rate_ratio")) is not None:
         ci = fmt_ci(rel.get("rate_ratio_ci"))
         compare.append(
             [
@@ -376,17 +367,17 @@ def _relapse_section(result: Mapping[str, Any]) -> dict[str, Any]:
         bits = []
         if paired.get("n_pairs") is not None:
             bits.append(f"{_int(paired['n_pairs'])} pairs")
-        if _num(paired.get("statistic")) is not None:
+        if as_number(paired.get("statistic")) is not None:
             bits.append(f"statistic {fmt_sig(paired['statistic'], 3)}")
-        if _num(paired.get("p_value")) is not None:
+        if as_number(paired.get("p_value")) is not None:
             bits.append(fmt_p(paired["p_value"]))
         compare.append([str(paired.get("test") or "Paired test"), ", ".join(bits) or NONE])
     nb = rel.get("negative_binomial")
-    if isinstance(nb, Mapping) and _num(nb.get("rate_ratio")) is not None:
+    if isinstance(nb, Mapping) and as_number(nb.get("rate_ratio")) is not None:
         ci = fmt_ci(nb.get("ci"))
         text = fmt_est(nb["rate_ratio"]) + (f" ({ci})" if ci else "")
         extra = []
-        alpha = _num(nb.get("alpha"))
+        alpha = as_number(nb.get("alpha"))
         if alpha is not None:
             extra.append("dispersion α " + ("< 0.001" if alpha < 0.001 else fmt_sig(alpha, 2)))
         if nb.get("overdispersed") is not None:
@@ -424,19 +415,19 @@ def _lab_summary(key: str, lab: Mapping[str, Any], labs: Mapping[str, Any], n: i
     def median_of(summary_key: str, values: Iterable[Any]) -> float | None:
         given = lab.get(summary_key)
         if isinstance(given, Mapping) and "median" in given:
-            return _num(given.get("median"))
+            return as_number(given.get("median"))
         return _median(values)
 
     to_normal = [
-        _num(e.get("normal_day")) - _num(e.get("onset_day"))
+        as_number(e.get("normal_day")) - as_number(e.get("onset_day"))
         for e in episodes
-        if _num(e.get("normal_day")) is not None and _num(e.get("onset_day")) is not None
+        if as_number(e.get("normal_day")) is not None and as_number(e.get("onset_day")) is not None
     ]
     if isinstance(lab.get("worst_grade"), Mapping):
-        grades = {str(k): _num(v) or 0 for k, v in lab["worst_grade"].items()}
+        grades = {str(k): as_number(v) or 0 for k, v in lab["worst_grade"].items()}
     else:
         grades = dict(
-            Counter(_int(e.get("grade")) for e in episodes if _num(e.get("grade")) is not None)
+            Counter(_int(e.get("grade")) for e in episodes if as_number(e.get("grade")) is not None)
         )
     not_normal = lab.get("not_yet_normal_n")
     if not_normal is None and episodes:
@@ -456,9 +447,11 @@ def _lab_summary(key: str, lab: Mapping[str, Any], labs: Mapping[str, Any], n: i
         "to_normal": median_of("days_to_normal", to_normal),
         "not_normal": not_normal,
         "normal_days": [
-            _num(e.get("normal_day")) for e in episodes if _num(e.get("normal_day")) is not None
+            as_number(e.get("normal_day"))
+            for e in episodes
+            if as_number(e.get("normal_day")) is not None
         ],
-        "has_episodes": bool(episodes) or bool(_num(affected)),
+        "has_episodes": bool(episodes) or bool(as_number(affected)),
     }
 
 
@@ -478,7 +471,7 @@ def _lab_section(result: Mapping[str, Any], n: int) -> dict[str, Any]:
     summaries = _lab_summaries(result, n)
     any_peak = any(s["extreme_kind"] == "peak" for s in summaries)
     for s in summaries:
-        grade_keys = sorted({"1", "2", "3", "4", *s["grades"]}, key=lambda g: _num(g) or 0)
+        grade_keys = sorted({"1", "2", "3", "4", *s["grades"]}, key=lambda g: as_number(g) or 0)
         extreme = fmt_value(s["extreme"])
         if s["extreme"] is not None:
             extreme += (" " + s["unit"] if s["unit"] else "") + (
@@ -518,10 +511,12 @@ def _lab_section(result: Mapping[str, Any], n: int) -> dict[str, Any]:
     if isinstance(lb, Mapping) and lb.get("grades"):
         unit = figures.unit_label(lb.get("unit"))
         g = {str(k): v for k, v in lb["grades"].items()}
-        keys = sorted(g, key=lambda k: _num(k) or 0)
+        keys = sorted(g, key=lambda k: as_number(k) or 0)
         parts = []
         for i, k in enumerate(keys):
-            upper = "LLN" if i == 0 and _num(lb.get("lln")) == _num(g[k]) else fmt_value(g[k])
+            upper = (
+                "LLN" if i == 0 and as_number(lb.get("lln")) == as_number(g[k]) else fmt_value(g[k])
+            )
             lower = fmt_value(g[keys[i + 1]]) if i + 1 < len(keys) else None
             parts.append(f"grade {k} <{upper}" + (f" to {lower}" if lower else ""))
         band_note = (
@@ -530,7 +525,7 @@ def _lab_section(result: Mapping[str, Any], n: int) -> dict[str, Any]:
             + (f" {unit}" if unit else "")
             + (
                 f"; LLN {fmt_value(lb['lln'])} {unit}".rstrip()
-                if _num(lb.get("lln")) is not None
+                if as_number(lb.get("lln")) is not None
                 else ""
             )
             + "."
@@ -551,7 +546,8 @@ def _thyroid_section(result: Mapping[str, Any], n: int) -> dict[str, Any]:
     rows = []
     for kind in kinds:
         evs = sorted(
-            by_kind.get(kind, []), key=lambda e: (_num(e.get("day")) or 0, str(e.get("patient_id")))
+            by_kind.get(kind, []),
+            key=lambda e: (as_number(e.get("day")) or 0, str(e.get("patient_id"))),
         )
         count = thy.get(THYROID_COUNTS.get(kind, ""))
         if count is None:
@@ -615,7 +611,7 @@ def _mri_section(result: Mapping[str, Any]) -> dict[str, Any]:
         m = mri.get(period)
         if not isinstance(m, Mapping) or not m:
             continue
-        if period == "pre" and _num(windows.get("pre_days")) is not None:
+        if period == "pre" and as_number(windows.get("pre_days")) is not None:
             notes.append(
                 f"Before: the last scan in the {_int(windows['pre_days'])} days before day 0."
             )
@@ -662,7 +658,7 @@ def _neda_section(result: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(v, Mapping):
             continue
         label = _year_label(key)
-        ev = _num(v.get("evaluable_n"))
+        ev = as_number(v.get("evaluable_n"))
         if not ev:
             rows.append([label, "0", "not yet evaluable"])
         else:
@@ -707,7 +703,7 @@ def _completeness_section(result: Mapping[str, Any]) -> dict[str, Any]:
     rows = [
         [COMPLETENESS_LABELS.get(str(k), _humanise(k)), _int(v)]
         for k, v in comp.items()
-        if _num(v) is not None
+        if as_number(v) is not None
     ]
     return {"table": Table(["", "Count"], rows, css="keyvalue")} if rows else {}
 
@@ -927,7 +923,7 @@ def _appendix(result: Mapping[str, Any], limit: int | None = None) -> list[Table
 
 
 def _some_of(count: Any, total: Any) -> str:
-    c, t = _num(count), _num(total)
+    c, t = as_number(count), as_number(total)
     if c is None:
         return NONE
     if t and c == t:
@@ -965,14 +961,14 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
         if len(prior) <= 1:
             s += f" ({reason_words})"
     fu = c.get("follow_up_years")
-    if isinstance(fu, Mapping) and _num(fu.get("median")) is not None:
+    if isinstance(fu, Mapping) and as_number(fu.get("median")) is not None:
         s += f", followed for a median of {fmt_median_iqr(fu).replace(' (', ' years (IQR ')}"
     out.append(s + ".")
     if reason_words and len(prior) > 1:
         out.append(f"Reasons for switching: {reason_words}.")
 
     rel = _get(result, "relapses", default={})
-    pre, post = _num(rel.get("arr_pre")), _num(rel.get("arr_post"))
+    pre, post = as_number(rel.get("arr_pre")), as_number(rel.get("arr_post"))
     if pre is not None and post is not None:
         verb = "fell" if post < pre else "rose" if post > pre else "was unchanged"
         pre_ci, post_ci = fmt_ci(rel.get("arr_pre_ci")), fmt_ci(rel.get("arr_post_ci"))
@@ -983,7 +979,7 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
             + (f" ({post_ci})" if post_ci else "")
             + f" {_window_words(rel.get('post_window_days'), 'post')}"
         )
-        if _num(rel.get("rate_ratio")) is not None:
+        if as_number(rel.get("rate_ratio")) is not None:
             rr_ci = fmt_ci(rel.get("rate_ratio_ci"))
             s += f" (rate ratio {fmt_est(rel['rate_ratio'])}" + (
                 f", 95% CI {rr_ci})" if rr_ci else ")"
@@ -995,7 +991,7 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
         if lab["affected"] is None:
             continue
         is_haem = lab["label"] in HAEMATOLOGY
-        if _num(lab["affected"]) == 0:
+        if as_number(lab["affected"]) == 0:
             (zero if is_haem else zero_other).setdefault(_some_of(0, lab["tested"]), []).append(
                 lab["phrase"]
             )
@@ -1023,7 +1019,7 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
 
     inf = _get(result, "infections", default={})
     if inf.get("any_n") is not None:
-        any_n, serious = _num(inf.get("any_n")) or 0, _num(inf.get("serious_n"))
+        any_n, serious = as_number(inf.get("any_n")) or 0, as_number(inf.get("serious_n"))
         s = f"{_cap(_some_of(any_n, n))} had an infection"
         if serious is not None:
             s += (
@@ -1038,7 +1034,7 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
         events = _list(thy.get("events"))
         found, absent = [], []
         for kind, key in THYROID_COUNTS.items():
-            count = _num(thy.get(key))
+            count = as_number(thy.get(key))
             if count is None:
                 continue
             if count == 0:
@@ -1046,7 +1042,7 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
                 continue
             days = sorted(
                 d
-                for d in (_num(e.get("day")) for e in events if e.get("kind") == kind)
+                for d in (as_number(e.get("day")) for e in events if e.get("kind") == kind)
                 if d is not None
             )
             when = ""
@@ -1075,7 +1071,11 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
             f" and {_some_of(pre_m.get('gd_n'), pre_m['scanned_n'])} gadolinium-enhancing lesions"
         )
     if isinstance(post_m, Mapping) and post_m.get("scanned_n") is not None:
-        t2, gd, sc = _num(post_m.get("new_t2_n")), _num(post_m.get("gd_n")), post_m["scanned_n"]
+        t2, gd, sc = (
+            as_number(post_m.get("new_t2_n")),
+            as_number(post_m.get("gd_n")),
+            post_m["scanned_n"],
+        )
         if t2 == 0 and gd == 0:
             bits.append(
                 f"on the scan about a year after, {_some_of(0, sc)} had new T2 or gadolinium-enhancing lesions"
@@ -1089,7 +1089,7 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
         out.append("MRI: " + "; ".join(bits) + ".")
 
     neda = _get(result, "neda", "year1", default={})
-    if _num(neda.get("evaluable_n")):
+    if as_number(neda.get("evaluable_n")):
         out.append(
             f"At one year, {_some_of(neda.get('neda_n'), neda['evaluable_n'])} evaluable patients"
             f" ({fmt_pct(neda.get('neda_n'), neda['evaluable_n'])}) had no evidence of disease activity (NEDA-3)."
@@ -1156,7 +1156,7 @@ def build_context(result: Mapping[str, Any], appendix_rows: int | None = None) -
     if not isinstance(result, Mapping):
         raise TypeError("the audit result must be a dict")
     drug = str(result.get("drug") or DEFAULT_DRUG)
-    n_raw = _num(_get(result, "cohort", "n_patients"))
+    n_raw = as_number(_get(result, "cohort", "n_patients"))
     n = (
         int(n_raw)
         if n_raw is not None
