@@ -36,7 +36,9 @@ def main() -> None:
     text = json.dumps(result)
     t3 = time.perf_counter()
     print(f"{args.patients:,} patients, {dataset['labs'].num_rows:,} lab rows, as of {AS_OF}")
-    print(f"read + validate {t1 - t0:.2f} s | audit {t2 - t1:.2f} s | json {t3 - t2:.2f} s ({len(text) / 1e6:.1f} MB)")
+    print(
+        f"read + validate {t1 - t0:.2f} s | audit {t2 - t1:.2f} s | json {t3 - t2:.2f} s ({len(text) / 1e6:.1f} MB)"
+    )
     print(f"audit json total (read to json): {t3 - t0:.2f} s")
     try:
         from dmtwatch.audit.report import render_html, render_pdf
