@@ -340,3 +340,14 @@ def test_import_twice_stores_once(tmp_path: Path) -> None:
     assert first["labs"] == 1 and first["patients"] == 1
     assert set(save(dataset, db).values()) == {0}
     assert load(db).row_counts() == dataset.row_counts()
+
+
+def test_blank_lines_and_broken_lines_keep_the_line_numbers(tmp_path: Path) -> None:
+    (tmp_path / "patients.csv").write_text("patient_id,sex\nP1,F\n\nP2,Q\nP3,F,extra\n\nP4,Z\n")
+    with pytest.raises(InputRejected) as caught:
+        read_clinic(tmp_path)
+    assert [str(p) for p in caught.value.problems] == [
+        "patients.csv row 4, column sex: 'Q' is not one of F, M, X, U",
+        "patients.csv row 5: 'P3,F,extra' has 3 fields, the header has 2",
+        "patients.csv row 7, column sex: 'Z' is not one of F, M, X, U",
+    ]

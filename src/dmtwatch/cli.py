@@ -221,6 +221,115 @@ def audit(
     out.print(f"wrote {target} ({n} patients, as of {day.isoformat()})", highlight=False)
 
 
+class SignalsFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def signals(
+    reports: Annotated[
+        Path | None, typer.Option("--reports", help="CSV: report_id, drug, event[, strata].")
+    ] = None,
+    faers: Annotated[
+        list[Path] | None, typer.Option("--faers", help="FAERS quarterly ASCII folders or zips.")
+    ] = None,
+    stratify: Annotated[
+        list[str] | None, typer.Option("--stratify", help="Stratum column(s).")
+    ] = None,
+    drug: Annotated[
+        list[str] | None, typer.Option("--drug", help="Keep the pairs of these drugs.")
+    ] = None,
+    min_count: Annotated[int, typer.Option("--min-count", min=1)] = 1,
+    format: Annotated[SignalsFormat, typer.Option("--format")] = SignalsFormat.table,
+    out_path: Annotated[Path | None, typer.Option("--out")] = None,
+    drug_map: Annotated[
+        Path | None, typer.Option("--drug-map", help="CSV name,ingredient.")
+    ] = None,
+    all_roles: Annotated[
+        bool, typer.Option("--all-roles", help="FAERS: every drug, not only suspects.")
+    ] = False,
+    squash: Annotated[
+        bool, typer.Option("--squash", help="Fit the prior on squashed data.")
+    ] = False,
+    more_quarters: Annotated[
+        list[Path] | None, typer.Argument(help="More FAERS quarters: --faers Q1 Q2 Q3 ...")
+    ] = None,
+) -> None:
+    """Disproportionality (PRR, ROR, IC, EBGM) for every drug-event pair of spontaneous reports."""
+    from dmtwatch.pv import render
+    from dmtwatch.pv.signals import SignalsError, detect
+
+    if more_quarters:
+        if not faers:
+            err.print(f"unexpected argument(s): {' '.join(map(str, more_quarters))}")
+            raise typer.Exit(1)
+        faers = [*faers, *more_quarters]
+
+    if (reports is None) == (not faers):
+        err.print("give exactly one of --reports or --faers")
+        raise typer.Exit(1)
+    table, problems = _read_reports(reports, faers, drug_map, all_roles)
+    _report_problems(problems, f"{len(problems)} line(s) skipped:")
+    strata = list(stratify or [])
+    missing = [s for s in strata if s not in table.column_names]
+    if missing:
+        err.print(
+            f"error: no stratum column {', '.join(missing)}; the reports have {', '.join(table.column_names)}"
+        )
+        raise typer.Exit(2)
+    try:
+        result = detect(table, strata, drug, min_count, squash)
+    except SignalsError as e:
+        err.print(f"error: {e}; nothing was written", markup=False)
+        raise typer.Exit(2) from None
+    if format is SignalsFormat.table:
+        render.print_table(result, out)
+        return
+    if format is SignalsFormat.html:
+        from dmtwatch.pv.trend import quarterly_trend
+
+        top = result.pairs.sort_by([("eb05", "descending")]).slice(0, 10)
+        pairs = (
+            list(zip(top["drug"].to_pylist(), top["event"].to_pylist(), strict=True))
+            if drug
+            else []
+        )
+        text = render.to_html(result, list(drug or []), quarterly_trend(table, pairs))
+    else:
+        text = render.to_json(result) if format is SignalsFormat.json else render.to_csv(result)
+    _write_whole(text, out_path)
+
+
+def _read_reports(reports, faers, drug_map, all_roles):
+    from dmtwatch.pv.faers import FaersError, read_faers
+    from dmtwatch.pv.reports import ReportsError, read_reports_csv
+
+    try:
+        if reports is not None:
+            return read_reports_csv(reports)
+        table, problems, _summary = read_faers(
+            list(faers), roles=None if all_roles else ("PS", "SS"), drug_map=drug_map
+        )
+        return table, problems
+    except (ReportsError, FaersError) as e:
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(2) from None
+
+
+def _write_whole(text: str, path: Path | None) -> None:
+    """Write all or nothing: a temporary file renamed into place."""
+    if path is None:
+        sys.stdout.write(text)
+        return
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text)
+    tmp.replace(path)
+    out.print(f"wrote {path}", highlight=False)
+
+
 @app.command()
 def synth(
     patients: Annotated[int, typer.Option("--patients", min=1)] = 300,

@@ -87,8 +87,12 @@ def _read_csv(name: str, file: Path) -> tuple[RawTable | None, list[Problem]]:
         return None, [Problem(label, 1, None, None, "has no header row")]
     header = [h.strip() for h in header]
     bad_rows: list[Problem] = []
+    blank_lines: list[int] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
+        if not row.text.strip():  # a blank line: skipped, but it still counts as a line
+            blank_lines.append(row.number)
+            return "skip"
         bad_rows.append(
             Problem(
                 label,
@@ -103,8 +107,12 @@ def _read_csv(name: str, file: Path) -> tuple[RawTable | None, list[Problem]]:
     try:
         data = pacsv.read_csv(
             file,
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            # single-threaded: only then does pyarrow number the lines it skips (and it is
+            # no slower here: converting the text dominates)
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=False),
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=on_invalid, ignore_empty_lines=False
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header},
                 strings_can_be_null=False,
@@ -114,10 +122,22 @@ def _read_csv(name: str, file: Path) -> tuple[RawTable | None, list[Problem]]:
     except (pa.ArrowInvalid, UnicodeDecodeError) as e:
         return None, [Problem(label, None, None, None, f"could not be read as CSV: {e}")]
     lines = np.arange(data.num_rows, dtype=np.int64) + 2
-    for skipped in sorted(p.row for p in bad_rows if p.row is not None):
+    for skipped in sorted([p.row for p in bad_rows if p.row is not None] + blank_lines):
         lines[lines >= skipped] += 1
     data = data.append_column(ROW, pa.array(lines))
-    return RawTable(name, label, data), bad_rows
+    return RawTable(name, label, _drop_blank_rows(data)), bad_rows
+
+
+def _drop_blank_rows(data: pa.Table) -> pa.Table:
+    """Rows whose every cell is empty (blank lines) carry no data; their numbers stay used."""
+    import pyarrow.compute as pc
+
+    blank = None
+    for name in data.column_names:
+        if name != ROW:
+            empty = pc.equal(pc.utf8_length(data[name]), 0)
+            blank = empty if blank is None else pc.and_(blank, empty)
+    return data if blank is None else data.filter(pc.invert(blank))
 
 
 def _read_workbook(path: Path) -> tuple[dict[str, RawTable], list[Problem]]:

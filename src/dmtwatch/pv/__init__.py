@@ -1,0 +1,1 @@
+"""Pharmacovigilance: disproportionality signal detection on spontaneous reports."""
