@@ -68,7 +68,8 @@ RC = {
 WIDTH = 6.8  # inches: about the A4 text width (176 mm), so figure text prints at its set size
 
 
-def _get(d: Any, *keys: str, default: Any = None) -> Any:
+def get(d: Any, *keys: str, default: Any = None) -> Any:
+    """d[k1][k2]... or `default` where a level is missing or None (results are optional)."""
     for key in keys:
         if not isinstance(d, Mapping) or d.get(key) is None:
             return default
@@ -188,7 +189,7 @@ def _month_ticks(ax, lo_days: float, hi_days: float) -> tuple[float, float]:
 
 def relapse_rates(result: Mapping[str, Any]) -> str | None:
     """ARR before and after day 0 with 95% CI bars, annotated with counts and person-years."""
-    rel = _get(result, "relapses", default={})
+    rel = get(result, "relapses", default={})
     rows = []
     for period in ("pre", "post"):
         arr = as_number(rel.get(f"arr_{period}"))
@@ -277,14 +278,14 @@ def unit_label(unit: str | None) -> str:
 
 def lymphocyte_trajectory(result: Mapping[str, Any]) -> str | None:
     """Median and IQR of lymphocyte counts by month since day 0, over CTCAE grade bands."""
-    points = _get(result, "labs", "trajectory", "lymphocytes", default=[]) or []
+    points = get(result, "labs", "trajectory", "lymphocytes", default=[]) or []
     points = [
         p for p in points if as_number(p.get("month")) is not None and as_number(p.get("median"))
     ]
     if not points:
         return None
     points = sorted(points, key=lambda p: float(p["month"]))
-    bands = _get(result, "labs", "grade_bands", "lymphocytes", default={}) or {}
+    bands = get(result, "labs", "grade_bands", "lymphocytes", default={}) or {}
     months = [float(p["month"]) for p in points]
     med = [float(p["median"]) for p in points]
     q1 = [as_number(p.get("q1")) for p in points]
@@ -375,7 +376,7 @@ def _step_ok(km: Mapping[str, Any], ykey: str) -> bool:
 def relapse_free_survival(result: Mapping[str, Any]) -> str | None:
     """Kaplan-Meier curve of time to first relapse after day 0, with CI band, censoring
     ticks (if `censor_days` given) and numbers at risk."""
-    km = _get(result, "relapses", "km", default={}) or {}
+    km = get(result, "relapses", "km", default={}) or {}
     if not _step_ok(km, "survival"):
         return None
     t = [float(v) for v in km["time_days"]]
@@ -485,7 +486,7 @@ def _row_under_axis(ax, label: str, items: Sequence[tuple[float, str]]) -> None:
 
 def thyroid_incidence(result: Mapping[str, Any]) -> str | None:
     """Cumulative incidence of thyroid events (step function) by months since day 0."""
-    ci = _get(result, "thyroid", "cumulative_incidence", default={}) or {}
+    ci = get(result, "thyroid", "cumulative_incidence", default={}) or {}
     if not _step_ok(ci, "incidence"):
         return None
     t = [float(v) for v in ci["time_days"]]
@@ -538,7 +539,7 @@ def swimmer_rows(result: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """The patients the swimmer plot shows, in plot order (longest follow-up first), and
     how many patients there are in all. Over MAX_SWIMMER_ROWS patients, the ones with the
     most timeline events are kept (ties by patient id)."""
-    patients = _get(result, "cohort", "patients", default=[]) or []
+    patients = get(result, "cohort", "patients", default=[]) or []
     events: dict[str, list[Mapping[str, Any]]] = {}
     for e in result.get("timeline") or []:
         if (

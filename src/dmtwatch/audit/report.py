@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from dmtwatch.audit import figures
 from dmtwatch.audit.figures import as_number
+from dmtwatch.audit.figures import get as _get
 
 LIST_MAX = 6  # patients listed by name in a summary cell; the rest are in the appendix
 DASH = "–"  # en dash, for ranges
@@ -190,14 +191,6 @@ def _lower_first(text: str) -> str:
     """Lower-case the first letter unless the first word is an acronym (ALT increased)."""
     first = text.split(" ", 1)[0]
     return text if first.isupper() and len(first) > 1 else text[:1].lower() + text[1:]
-
-
-def _get(d: Any, *keys: str, default: Any = None) -> Any:
-    for key in keys:
-        if not isinstance(d, Mapping) or d.get(key) is None:
-            return default
-        d = d[key]
-    return d
 
 
 def _list(x: Any) -> list:

@@ -37,6 +37,17 @@ def _after_day0(ctx: Context, protocol: Protocol, table: ibis.Table, date: str) 
     return j.filter(j[date] >= j.first_start)
 
 
+def _relapse_evidence(t: ibis.Table, code: str) -> ibis.Table:
+    return make_evidence(
+        t,
+        code=code,
+        table="relapses",
+        date=t.onset_date,
+        item="relapse onset",
+        value=as_text(t.onset_date),
+    )
+
+
 def relapse_imaging(ctx: Context, protocol: Protocol) -> list[Pair]:
     return [_relapse_imaging(ctx, protocol, rule) for rule in protocol.relapse_imaging]
 
@@ -87,15 +98,7 @@ def _relapse_imaging(ctx: Context, protocol: Protocol, rule: RelapseImaging) -> 
             "mri_state": mri_state,
         },
     )
-    ev = make_evidence(
-        t,
-        code=rule.code,
-        table="relapses",
-        date=t.onset_date,
-        item="relapse onset",
-        value=as_text(t.onset_date),
-    )
-    return found, ev
+    return found, _relapse_evidence(t, rule.code)
 
 
 def imaging_findings(ctx: Context, protocol: Protocol) -> list[Pair]:
@@ -210,12 +213,4 @@ def _proximity(ctx: Context, protocol: Protocol, rule: InfusionProximity) -> Pai
             "infusion_date": t.infusion_date,
         },
     )
-    ev = make_evidence(
-        t,
-        code=rule.code,
-        table="relapses",
-        date=t.onset_date,
-        item="relapse onset",
-        value=as_text(t.onset_date),
-    )
-    return found, ev
+    return found, _relapse_evidence(t, rule.code)

@@ -173,17 +173,22 @@ def flag_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ib
     return [_flag(ctx, protocol, rule) for rule in protocol.flags]
 
 
-def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibis.Table]:
-    t = _latest_after_day0(ctx, protocol, rule.test)
-    t = ctx.stage(t.filter(_beyond(rule.when, t).fill_null(False)))
-    severity: ibis.Value | str = rule.severity
-    fields = {
+def _result_fields(t: ibis.Table) -> dict[str, ibis.Value]:
+    """The template fields every lab finding can name: the result and its limits."""
+    return {
         "value": t.value,
         "unit": t.unit,
         "date": t.date,
         "ref_low": t.ref_low,
         "ref_high": t.ref_high,
     }
+
+
+def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibis.Table]:
+    t = _latest_after_day0(ctx, protocol, rule.test)
+    t = ctx.stage(t.filter(_beyond(rule.when, t).fill_null(False)))
+    severity: ibis.Value | str = rule.severity
+    fields = _result_fields(t)
     comp = rule.companion
     if comp is not None:
         c = (
@@ -222,11 +227,7 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
             else_="within range",
         )
         fields = {
-            "value": t.value,
-            "unit": t.unit,
-            "date": t.date,
-            "ref_low": t.ref_low,
-            "ref_high": t.ref_high,
+            **_result_fields(t),
             "companion_value": t.c_value,
             "companion_unit": t.c_unit,
             "companion_state": state,
