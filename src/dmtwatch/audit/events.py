@@ -16,41 +16,27 @@ def adverse_event_sections(ctx: AuditContext) -> tuple[dict, dict]:
         """
     )
     infections = [r for r in rows if r["category"] == "infection"]
-    by_term: dict[str, dict] = {}
-    for r in infections:
-        t = by_term.setdefault(r["term"], {"term": r["term"], "patients": set(), "serious": set()})
-        t["patients"].add(r["patient_id"])
-        if r["serious"]:
-            t["serious"].add(r["patient_id"])
     infection = {
         "any_n": len({r["patient_id"] for r in infections}),
         "serious_n": len({r["patient_id"] for r in infections if r["serious"]}),
         "by_term": sorted(
-            (
-                {"term": t["term"], "patients": len(t["patients"]), "serious": len(t["serious"])}
-                for t in by_term.values()
-            ),
-            key=lambda t: (-t["patients"], t["term"]),
+            _patients_by(infections, "term"), key=lambda t: (-t["patients"], t["term"])
         ),
         "events": infections,
     }
-    categories: dict[str, dict] = {}
-    for r in rows:
-        c = categories.setdefault(
-            r["category"], {"category": r["category"], "patients": set(), "serious": set()}
-        )
-        c["patients"].add(r["patient_id"])
-        if r["serious"]:
-            c["serious"].add(r["patient_id"])
     other = {
-        "by_category": [
-            {
-                "category": c["category"],
-                "patients": len(c["patients"]),
-                "serious": len(c["serious"]),
-            }
-            for c in sorted(categories.values(), key=lambda c: c["category"])
-        ],
+        "by_category": sorted(_patients_by(rows, "category"), key=lambda c: c["category"]),
         "events": rows,
     }
     return infection, other
+
+
+def _patients_by(rows: list[dict], key: str) -> list[dict]:
+    """Per value of `key`: patients with any such event, and with any serious one."""
+    groups: dict[str, tuple[set, set]] = {}
+    for r in rows:
+        patients, serious = groups.setdefault(r[key], (set(), set()))
+        patients.add(r["patient_id"])
+        if r["serious"]:
+            serious.add(r["patient_id"])
+    return [{key: k, "patients": len(p), "serious": len(s)} for k, (p, s) in groups.items()]
