@@ -19,6 +19,7 @@ CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-st
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 AE_SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
 AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
 
 def own(name: str) -> str:
@@ -88,6 +89,13 @@ ATC_TO_DRUG = {
     "L01XC02": "rituximab",
     "L04AG08": "ocrelizumab",
     "L04AA36": "ocrelizumab",
+}
+# The current ATC code of each drug above (the writer emits only this one).
+DRUG_TO_ATC = {
+    "alemtuzumab": "L04AG06",
+    "natalizumab": "L04AG03",
+    "rituximab": "L01FA01",
+    "ocrelizumab": "L04AG08",
 }
 # Treatments recorded as a Procedure rather than a medication.
 PROCEDURE_DRUGS = ("plasma_exchange", "immunoadsorption")
