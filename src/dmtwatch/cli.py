@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow as pa
 import typer
 from rich.console import Console
 
@@ -70,43 +72,89 @@ def _report_problems(problems: list[Problem], title: str) -> None:
             )
 
 
-def _load(data: Path | None, db: str | None) -> Dataset:
-    if (data is None) == (db is None):
-        err.print("give exactly one of --data or --db")
+FhirOpt = Annotated[
+    Path | None,
+    typer.Option("--fhir", help="FHIR R4: a Bundle (.json) or a folder of Bulk Data *.ndjson."),
+]
+FhirUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fhir-url",
+        help="A FHIR R4 server's base URL, read by search with paging "
+        "(bearer token from DMTWATCH_FHIR_TOKEN if set).",
+    ),
+]
+
+
+@dataclass
+class Loaded:
+    """What a command reads: the dataset, and for FHIR input where each row came from."""
+
+    dataset: Dataset
+    provenance: pa.Table | None = None
+
+
+def _load(
+    data: Path | None,
+    db: str | None,
+    fhir: Path | None = None,
+    fhir_url: str | None = None,
+    rejected: str = "nothing was read",
+) -> Loaded:
+    given = [x for x in (data, db, fhir, fhir_url) if x is not None]
+    if len(given) != 1:
+        err.print("give exactly one of --data, --db, --fhir or --fhir-url")
         raise typer.Exit(1)
     if db is not None:
         from dmtwatch.store import StoreError, load
 
         try:
-            return load(db)
+            return Loaded(load(db))
         except StoreError as e:
             err.print(f"error: {e}", markup=False)
             raise typer.Exit(1) from None
     try:
-        dataset, warnings = read_clinic(data)
+        if data is not None:
+            dataset, warnings = read_clinic(data)
+            loaded = Loaded(dataset)
+        else:
+            fhir_data = _read_fhir(fhir, fhir_url)
+            loaded, warnings = Loaded(fhir_data.dataset, fhir_data.provenance), fhir_data.warnings
     except InputRejected as e:
-        _report_problems(e.problems, f"{e} (nothing was read)")
+        _report_problems(e.problems, f"{e}: {rejected}")
         raise typer.Exit(2) from None
     _report_problems(warnings, f"{len(warnings)} warning(s):")
-    return dataset
+    return loaded
+
+
+def _read_fhir(path: Path | None, url: str | None):
+    from dmtwatch.fhir.read import read_fhir, read_fhir_resources
+
+    if path is not None:
+        return read_fhir(path)
+    import os
+
+    from dmtwatch.fhir.client import FhirClientError, fetch_all_resources
+
+    try:
+        resources = fetch_all_resources(url, token=os.environ.get("DMTWATCH_FHIR_TOKEN"))
+    except FhirClientError as e:
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(1) from None
+    return read_fhir_resources(resources)
 
 
 @app.command("import")
 def import_(
-    data: Annotated[
-        Path, typer.Option("--data", help="A folder of CSV files or one .xlsx workbook.")
-    ],
+    data: DataOpt = None,
     db: Annotated[str, typer.Option("--db", help="SQLAlchemy URL.")] = "sqlite:///dmtwatch.db",
+    fhir: FhirOpt = None,
+    fhir_url: FhirUrlOpt = None,
 ) -> None:
-    """Validate a clinic export and store it; a rejected input stores nothing."""
+    """Validate a clinic export (CSV, XLSX or FHIR) and store it; a rejected input stores nothing."""
     from dmtwatch.store import StoreError, save
 
-    try:
-        dataset, warnings = read_clinic(data)
-    except InputRejected as e:
-        _report_problems(e.problems, f"{e}: nothing was stored")
-        raise typer.Exit(2) from None
-    _report_problems(warnings, f"{len(warnings)} warning(s):")
+    dataset = _load(data, None, fhir, fhir_url, rejected="nothing was stored").dataset
     try:
         stored = save(dataset, db)
     except StoreError as e:
@@ -121,6 +169,8 @@ def import_(
 def check(
     data: DataOpt = None,
     db: DbOpt = None,
+    fhir: FhirOpt = None,
+    fhir_url: FhirUrlOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD; default today.")] = None,
     format: Annotated[CheckFormat, typer.Option("--format")] = CheckFormat.table,
     out_path: Annotated[
@@ -136,7 +186,8 @@ def check(
     from dmtwatch.render import worklist
 
     day = _date(as_of)
-    result = run_check(_load(data, db), day)
+    loaded = _load(data, db, fhir, fhir_url)
+    result = run_check(loaded.dataset, day)
     if format is CheckFormat.table:
         console = Console(file=out_path.open("w"), width=200) if out_path else out
         worklist.print_table(result, console, limit)
@@ -163,6 +214,8 @@ class AuditFormat(StrEnum):
 def audit(
     data: DataOpt = None,
     db: DbOpt = None,
+    fhir: FhirOpt = None,
+    fhir_url: FhirUrlOpt = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM-DD; default today.")] = None,
     format: Annotated[AuditFormat, typer.Option("--format")] = AuditFormat.html,
     out_path: Annotated[
@@ -199,7 +252,7 @@ def audit(
     )
     day = _date(as_of)
     try:
-        result = run_audit(_load(data, db), day, options)
+        result = run_audit(_load(data, db, fhir, fhir_url).dataset, day, options)
     except ValueError as e:
         err.print(f"error: {e}", markup=False)
         raise typer.Exit(1) from None

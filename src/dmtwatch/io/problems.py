@@ -17,15 +17,29 @@ class Problem:
     value: str | None
     reason: str
     level: Literal["error", "warning"] = "error"
+    # what `column` names: a file's column, or an element of a FHIR resource (`file` is
+    # then the resource, e.g. "Observation/abc")
+    place: Literal["column", "element"] = "column"
 
     def __str__(self) -> str:
         where = self.file
         if self.row is not None:
             where += f" row {self.row}"
         if self.column is not None:
-            where += f", column {self.column}"
+            where += f", {self.place} {self.column}"
         what = f"'{self.value}' {self.reason}" if self.value is not None else self.reason
         return f"{where}: {what}"
+
+
+def element_problem(
+    where: str,
+    element: str | None,
+    value: str | None,
+    reason: str,
+    level: Literal["error", "warning"] = "error",
+) -> Problem:
+    """A problem in a FHIR resource (or file): `where` is e.g. "Observation/abc"."""
+    return Problem(where, None, element, value, reason, level, place="element")
 
 
 class InputRejected(Exception):

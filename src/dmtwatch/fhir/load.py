@@ -1,0 +1,133 @@
+"""Gather FHIR resources from Bundles, Bulk Data NDJSON or memory into one DuckDB table.
+
+The table `res` has one row per resource: where it came from (`src`), the Bundle
+entry's fullUrl, and the resource parsed into `structure.RESOURCE` (column `r`). DuckDB
+reads and parses the JSON in C++, so a 2M-line export costs seconds, not minutes; only
+a file DuckDB refuses is read again in Python, to name its broken lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from dmtwatch.fhir.structure import structure
+from dmtwatch.io.problems import Problem, element_problem
+
+BUNDLE_TYPES = ("collection", "transaction", "batch-response", "searchset")
+_BUNDLE = '{"resourceType": "VARCHAR", "type": "VARCHAR", "entry": [{"fullUrl": "VARCHAR", "resource": "JSON"}]}'
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def load_files(con: duckdb.DuckDBPyConnection, path: Path) -> list[Problem]:
+    """Fill `res` from a Bundle file or a folder of *.ndjson (and *.json Bundles)."""
+    if path.is_dir():
+        ndjson = sorted(path.glob("*.ndjson"))
+        bundles = sorted(path.glob("*.json"))
+        if not ndjson and not bundles:
+            return [element_problem(str(path), None, None, "holds no .ndjson or .json files")]
+    elif path.is_file():
+        ndjson, bundles = ([path], []) if path.suffix == ".ndjson" else ([], [path])
+    else:
+        return [element_problem(str(path), None, None, "does not exist")]
+    _create(con)
+    problems: list[Problem] = []
+    for file in ndjson:
+        problems += _load_ndjson(con, file)
+    for file in bundles:
+        problems += _load_bundle(con, file)
+    return problems
+
+
+def load_resources(con: duckdb.DuckDBPyConnection, resources: Iterable[dict]) -> list[Problem]:
+    """Fill `res` from resources in memory (a CDS Hooks prefetch, a server's search)."""
+    _create(con)
+    texts = pa.table({"json": [orjson.dumps(r).decode() for r in resources]})
+    con.register("mem_json", texts)
+    _insert(con, "'request'", "NULL", "json", "mem_json")
+    con.unregister("mem_json")
+    return []
+
+
+def _create(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS res (src VARCHAR, full_url VARCHAR, "
+        f"r {_struct_type(con)}, json VARCHAR)"
+    )
+
+
+def _struct_type(con: duckdb.DuckDBPyConnection) -> str:
+    """The SQL type of the parsed struct, taken from DuckDB itself."""
+    row = con.sql(f"SELECT typeof(from_json('{{}}', {_q(structure())}))").fetchall()
+    return row[0][0]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, src: str, full_url: str, json: str, frm: str) -> None:
+    """Parse and append resources; the JSON text is kept for all but Observations, whose
+    numbers make them the fast path (the others are few, and get full R4 model checks)."""
+    con.execute(
+        f"INSERT INTO res SELECT src, fu, p, CASE WHEN p.resourceType IS DISTINCT FROM "
+        f"'Observation' THEN js END FROM (SELECT {src} AS src, {full_url} AS fu, "
+        f"from_json({json}, {_q(structure())}) AS p, CAST({json} AS VARCHAR) AS js FROM {frm})"
+    )
+
+
+def _load_ndjson(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
+    try:
+        _insert(con, _q(file.name), "NULL", "json", f"read_ndjson_objects({_q(str(file))})")
+        return []
+    except duckdb.Error:
+        pass
+    # DuckDB refused the file: find every broken line, then load the good ones.
+    good, problems = [], []
+    with file.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                good.append(orjson.loads(line))
+            except orjson.JSONDecodeError as e:
+                problems.append(Problem(file.name, number, None, None, f"is not JSON ({e})"))
+    if not problems:  # not a JSON problem after all: report DuckDB's reason
+        problems.append(element_problem(file.name, None, None, "could not be read as NDJSON"))
+    return problems
+
+
+def _load_bundle(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
+    size = max(file.stat().st_size + 1, 16 * 1024 * 1024)
+    try:
+        head = con.sql(
+            f"SELECT b.resourceType, b.type FROM (SELECT from_json(json, {_q(_BUNDLE)}) b "
+            f"FROM read_json_objects({_q(str(file))}, maximum_object_size={size}))"
+        ).fetchall()
+    except duckdb.Error as e:
+        return [element_problem(file.name, None, None, f"is not JSON ({str(e).splitlines()[0]})")]
+    if len(head) != 1 or head[0][0] != "Bundle":
+        found = head[0][0] if len(head) == 1 else f"{len(head)} JSON values"
+        return [element_problem(file.name, "resourceType", found, "is not a Bundle")]
+    if head[0][1] not in BUNDLE_TYPES:
+        return [
+            element_problem(
+                file.name,
+                "Bundle.type",
+                head[0][1],
+                "is not a Bundle type dmtwatch reads (" + ", ".join(BUNDLE_TYPES) + ")",
+            )
+        ]
+    _insert(
+        con,
+        _q(file.name),
+        "e.fullUrl",
+        "e.resource",
+        f"(SELECT unnest(from_json(json, {_q(_BUNDLE)}).entry) e "
+        f"FROM read_json_objects({_q(str(file))}, maximum_object_size={size})) "
+        "WHERE e.resource IS NOT NULL",
+    )
+    return []
