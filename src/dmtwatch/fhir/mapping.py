@@ -136,80 +136,98 @@ def register_code_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.register(name, pa.table({"k": list(mapping), "v": list(mapping.values())}))
 
 
-def classify(con: duckdb.DuckDBPyConnection) -> None:
-    """Table `cls`: each resource with its patient, its target table (NULL: not used) and why.
+def _first(concept: str, system: str) -> str:
+    """`_code`, with a fast path for the usual case: the wanted coding comes first."""
+    return (
+        f"CASE WHEN {concept}.coding[1].system = {_q(system)} THEN {concept}.coding[1].code "
+        f"ELSE {_code(concept, system)} END"
+    )
 
-    `n` numbers the resources; it is the row number the validator reports.
+
+def classify(con: duckdb.DuckDBPyConnection) -> None:
+    """Narrow tables over `res`: `cls`, each resource's target table (NULL: not used) and
+    codes; `used`, the resources we read with their patient; view `usable` adds `r`.
+
+    `n` (the row of `res`) is the row number the validator reports. The big struct `r`
+    is never copied: queries join it back by `n`.
     """
-    drug = (
-        f"coalesce({_code('r.medicationCodeableConcept', c.DRUG_SYSTEM)}, "
-        f"(SELECT v FROM map_rxnorm WHERE k = {_code('r.medicationCodeableConcept', c.RXNORM)}), "
-        f"(SELECT v FROM map_atc WHERE k = {_code('r.medicationCodeableConcept', c.ATC)}))"
-    )
-    procedure_drug = _code("r.code", c.DRUG_SYSTEM)
-    lab = (
-        f"coalesce((SELECT v FROM map_loinc WHERE k = {_code('r.code', c.LOINC)}), "
-        f"{_code('r.code', c.LAB_SYSTEM)})"
-    )
-    observation = _code("r.code", c.OBSERVATION_SYSTEM)
-    ms_subtypes = _in([c.MS_CONDITION, *c.MS_SUBTYPES])
-    skipped = " ".join(f"WHEN {_q(t)} THEN {cond}" for t, cond in _SKIPPED_STATUS.items())
-    skipped_condition = (
-        f"{_code('r.verificationStatus', c.CONDITION_VERIFICATION)} "
-        f"IN {_in(c.VERIFICATION_SKIPPED)}"
-    )
+    med = "r.medicationCodeableConcept"
+
+    def when(rtypes: tuple[str, ...], sql: str) -> str:
+        return f"CASE WHEN r.resourceType IN {_in(rtypes)} THEN {sql} END"
+
+    meds = ("MedicationAdministration", "MedicationStatement")
     con.execute(
         f"""
-        CREATE TEMP TABLE typed AS
-        SELECT row_number() OVER () AS n, src, full_url, r.resourceType AS rtype, r.id AS rid,
+        CREATE TEMP TABLE ext AS
+        SELECT rowid AS n, src, full_url, r.resourceType AS rtype, r.id AS rid,
                coalesce(r.resourceType, '(no resourceType)') || '/' ||
                  coalesce(r.id, '(no id, in ' || src || ')') AS ref,
                coalesce(r.subject.reference, r.patient.reference) AS subject_ref,
-               CASE r.resourceType WHEN 'MedicationAdministration' THEN {drug}
-                 WHEN 'MedicationStatement' THEN {drug}
-                 WHEN 'Procedure' THEN {procedure_drug} END AS drug,
-               CASE WHEN r.resourceType = 'Observation' THEN {lab} END AS lab,
-               r, json
+               r.status AS status, r.actuality AS actuality,
+               {when(("Observation",), _first("r.code", c.LOINC))} AS loinc,
+               {when(("Observation",), _code("r.code", c.LAB_SYSTEM))} AS lab_own,
+               {when(("Observation",), _code("r.code", c.OBSERVATION_SYSTEM))} AS observation,
+               {when(("Condition",), _first("r.code", c.SNOMED))} AS snomed,
+               {when(("Condition",), _code("r.code", c.MS_TYPE_SYSTEM))} AS ms_own,
+               {when(("Condition",), _code("r.code", c.EVENT_SYSTEM))} AS event_own,
+               {when(("Condition",), _code("r.verificationStatus", c.CONDITION_VERIFICATION))}
+                 AS verification,
+               {when(meds, _first(med, c.DRUG_SYSTEM))} AS med_own,
+               {when(meds, _code(med, c.RXNORM))} AS med_rx,
+               {when(meds, _code(med, c.ATC))} AS med_atc,
+               {when(("Procedure",), _first("r.code", c.DRUG_SYSTEM))} AS procedure_drug
         FROM res
+        """
+    )
+    skipped = " ".join(
+        f"WHEN {_q(t)} THEN {cond.replace('r.', '')}" for t, cond in _SKIPPED_STATUS.items()
+    )
+    con.execute(
+        """
+        CREATE TEMP TABLE cls AS
+        SELECT e.*, coalesce(e.med_own, rx.v, atc.v, e.procedure_drug) AS drug,
+               coalesce(lo.v, e.lab_own) AS lab
+        FROM ext e LEFT JOIN map_rxnorm rx ON rx.k = e.med_rx
+        LEFT JOIN map_atc atc ON atc.k = e.med_atc LEFT JOIN map_loinc lo ON lo.k = e.loinc
         """
     )
     con.execute(
         f"""
-        CREATE TEMP TABLE cls AS
-        SELECT *,
-          CASE WHEN coalesce(CASE rtype {skipped} END, false)
-                 OR (rtype = 'Condition' AND coalesce({skipped_condition}, false))
-               THEN 'skipped' END AS skip,
-          CASE rtype
+        ALTER TABLE cls ADD COLUMN skip BOOLEAN;
+        ALTER TABLE cls ADD COLUMN target VARCHAR;
+        UPDATE cls SET
+          skip = coalesce(CASE rtype {skipped} END, false)
+                 OR (rtype = 'Condition' AND coalesce(verification IN {_in(c.VERIFICATION_SKIPPED)}, false)),
+          target = CASE rtype
             WHEN 'Patient' THEN 'patients'
             WHEN 'Condition' THEN CASE
-              WHEN {_code("r.code", c.SNOMED)} IN {ms_subtypes}
-                OR {_code("r.code", c.MS_TYPE_SYSTEM)} IS NOT NULL THEN 'ms'
-              WHEN {_code("r.code", c.SNOMED)} = {_q(c.RELAPSE_CONDITION)}
-                OR {_code("r.code", c.EVENT_SYSTEM)} = 'relapse' THEN 'relapses' END
+              WHEN snomed IN {_in([c.MS_CONDITION, *c.MS_SUBTYPES])} OR ms_own IS NOT NULL THEN 'ms'
+              WHEN snomed = {_q(c.RELAPSE_CONDITION)} OR event_own = 'relapse' THEN 'relapses' END
             WHEN 'MedicationAdministration' THEN CASE WHEN drug IS NOT NULL THEN 'treatments' END
             WHEN 'MedicationStatement' THEN CASE WHEN drug IS NOT NULL THEN 'treatments' END
             WHEN 'Procedure' THEN CASE WHEN drug IS NOT NULL THEN 'treatments' END
             WHEN 'Observation' THEN CASE
-              WHEN {observation} = {_q(c.MRI_CODE)} THEN 'mri'
-              WHEN {observation} = {_q(c.EDSS_CODE)} THEN 'edss'
+              WHEN observation = {_q(c.MRI_CODE)} THEN 'mri'
+              WHEN observation = {_q(c.EDSS_CODE)} THEN 'edss'
               WHEN lab IS NOT NULL THEN 'labs' END
             WHEN 'AdverseEvent' THEN 'adverse_events'
-          END AS target
-        FROM typed
+          END
         """
     )
     con.execute(
         """
+        CREATE TEMP VIEW patient_res AS
+        SELECT c.n, c.rid, c.full_url, x.r FROM cls c
+        JOIN (SELECT rowid AS rn, r FROM res) x ON x.rn = c.n WHERE c.rtype = 'Patient';
         CREATE TEMP TABLE pat_keys AS
         SELECT key, min(patient_id) AS patient_id FROM (
-          SELECT 'Patient/' || rid AS key, rid AS patient_id FROM cls WHERE rtype = 'Patient'
-          UNION ALL SELECT full_url, rid FROM cls
-            WHERE rtype = 'Patient' AND full_url IS NOT NULL
+          SELECT 'Patient/' || rid AS key, rid AS patient_id FROM patient_res
+          UNION ALL SELECT full_url, rid FROM patient_res WHERE full_url IS NOT NULL
           UNION ALL SELECT 'Patient?identifier=' || coalesce(i.system || '|', '') || i.value, rid
-            FROM (SELECT rid, unnest(r.identifier) AS i FROM cls WHERE rtype = 'Patient')
+            FROM (SELECT rid, unnest(r.identifier) AS i FROM patient_res)
           UNION ALL SELECT 'Patient?identifier=' || i.value, rid
-            FROM (SELECT rid, unnest(r.identifier) AS i FROM cls WHERE rtype = 'Patient'))
+            FROM (SELECT rid, unnest(r.identifier) AS i FROM patient_res))
         WHERE key IS NOT NULL GROUP BY key
         """
     )
@@ -223,12 +241,16 @@ def classify(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE TEMP TABLE used AS
-        SELECT u.*, CASE WHEN rtype = 'Patient' THEN rid ELSE k.patient_id END AS patient_id
-        FROM (SELECT * FROM cls WHERE target IS NOT NULL AND skip IS NULL) u
+        SELECT u.n, u.ref, u.rtype, u.rid, u.subject_ref, u.target, u.drug, u.lab,
+               CASE WHEN rtype = 'Patient' THEN rid ELSE k.patient_id END AS patient_id
+        FROM (SELECT * FROM cls WHERE target IS NOT NULL AND NOT skip) u
         LEFT JOIN pat_keys k ON k.key = {short}
         """
     )
-    con.execute("CREATE TEMP VIEW usable AS SELECT * FROM used WHERE patient_id IS NOT NULL")
+    con.execute(
+        "CREATE TEMP VIEW usable AS SELECT u.*, x.r FROM used u "
+        "JOIN (SELECT rowid AS rn, r FROM res) x ON x.rn = u.n WHERE u.patient_id IS NOT NULL"
+    )
 
 
 def table_queries() -> dict[str, str]:
