@@ -413,5 +413,34 @@ def docs(
     out.print(f"wrote {len(written)} pages to {out_dir}", highlight=False)
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Store URL: patients the EHR sends no FHIR data for."),
+    ] = None,
+) -> None:
+    """The CDS Hooks 2.0 service (patient-view); discovery at http://HOST:PORT/cds-services."""
+    import uvicorn
+
+    from dmtwatch.cds.app import create_app
+
+    if db is not None:
+        from dmtwatch.store import StoreError
+        from dmtwatch.store.connection import open_store
+
+        try:
+            with open_store(db, create=False):
+                pass
+        except StoreError as e:
+            err.print(f"error: {e}", markup=False)
+            raise typer.Exit(1) from None
+    uvicorn.run(create_app(db), host=host, port=port, log_level="info")
+
+
 if __name__ == "__main__":
     app()

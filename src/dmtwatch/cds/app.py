@@ -1,0 +1,255 @@
+"""The CDS Hooks 2.0 service as a FastAPI app: discovery, the patient-view service, feedback.
+
+Status codes follow the specification: 400 for a malformed call (with the reason, never
+FastAPI's 422), 412 when the patient's data can be neither prefetched nor fetched, 200
+with cards otherwise. A FHIR record the reader refuses is answered with one "not
+evaluated" card rather than an error: EHRs show nothing for errors, and nothing would read
+as "no findings".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from dmtwatch.cds import cards as card_text
+from dmtwatch.cds.evaluate import Evaluator
+from dmtwatch.cds.models import (
+    CardsResponse,
+    Discovery,
+    FeedbackRequest,
+    HookRequest,
+    Service,
+    dump,
+)
+from dmtwatch.cds.patient_data import PREFETCH, DataUnavailable, RequestProblem, gather
+from dmtwatch.cds.patient_data import what_is_missing as _missing
+from dmtwatch.io import InputRejected
+from dmtwatch.model.dataset import Dataset
+
+log = logging.getLogger("dmtwatch.cds")
+
+SERVICE_ID = "dmtwatch-monitoring"
+HOOK = "patient-view"
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
+AS_OF_EXTENSION = "dmtwatch.asOf"  # replay a call on an earlier date (tests, audits)
+PROBLEMS_SHOWN = 10
+
+SERVICE = Service(
+    hook=HOOK,
+    id=SERVICE_ID,
+    title="dmtwatch: safety monitoring on high-efficacy MS therapies",
+    description=(
+        "Evaluates the patient against dmtwatch's cited monitoring protocols (alemtuzumab, "
+        "natalizumab): overdue and baseline tests, CTCAE-graded lab results, thyroid and "
+        "renal autoimmunity, relapses without a contrast MRI, ring-enhancing lesions. "
+        "One card per finding, most urgent first."
+    ),
+    prefetch=PREFETCH,
+)
+
+Reader = Callable[[list[dict]], Dataset]
+
+
+def fhir_reader(resources: list[dict]) -> Dataset:
+    """The profile's reader (imported on first use: it is the heavy part of a cold start)."""
+    from dmtwatch.fhir.read import read_fhir_resources
+
+    return read_fhir_resources(resources).dataset
+
+
+class _Error(Exception):
+    def __init__(self, status: int, reason: str):
+        self.status = status
+        self.reason = reason
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _error(status: int, reason: str) -> Response:
+    return _json({"error": reason}, status)
+
+
+def _validation_reason(e: ValidationError | RequestValidationError) -> str:
+    parts = []
+    for err in e.errors()[:5]:
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body") or "body"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+async def _body(request: Request, model: type[BaseModel]) -> Any:
+    raw = await request.body()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise _Error(400, f"the body is not JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise _Error(400, "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise _Error(400, _validation_reason(e)) from None
+
+
+def _check_call(call: HookRequest) -> tuple[str, dt.date | None]:
+    """The patient id and any as-of override, or the reason the call is malformed."""
+    if call.hook != HOOK:
+        raise _Error(400, f"service {SERVICE_ID} answers hook '{HOOK}', not '{call.hook}'")
+    patient_id = call.context.get("patientId")
+    if not isinstance(patient_id, str) or not patient_id:
+        raise _Error(400, "context.patientId is required for patient-view")
+    if not FHIR_ID.fullmatch(patient_id):
+        raise _Error(400, "context.patientId is not a FHIR id ([A-Za-z0-9-.], 1-64 characters)")
+    if call.fhirAuthorization is not None and call.fhirServer is None:
+        raise _Error(400, "fhirAuthorization is given without fhirServer")
+    if call.fhirServer is not None and not call.fhirServer.startswith(("http://", "https://")):
+        raise _Error(400, "fhirServer must be an http(s) URL")
+    as_of = (call.extension or {}).get(AS_OF_EXTENSION)
+    if as_of is None:
+        return patient_id, None
+    try:
+        return patient_id, dt.date.fromisoformat(as_of)
+    except (TypeError, ValueError):
+        raise _Error(400, f"extension {AS_OF_EXTENSION} must be a date (YYYY-MM-DD)") from None
+
+
+def create_app(
+    db: str | None = None,
+    *,
+    read: Reader = fhir_reader,
+    cache_size: int = 256,
+    docs_url: str | None = None,
+    cors_origins: tuple[str, ...] = ("*",),
+    today: Callable[[], dt.date] = dt.date.today,
+    warm: bool = True,
+) -> FastAPI:
+    """The service. `db`: a store URL to read patients the EHR sends no data for;
+    `docs_url`: where the finding pages live (default: served here, under /findings/)."""
+    evaluator = Evaluator(cache_size)
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if db is not None:
+            from dmtwatch.cds.store_source import PatientStore
+
+            state["store"] = PatientStore(db)
+        if warm:
+            await run_in_threadpool(evaluator.warm)
+        try:
+            yield
+        finally:
+            if "store" in state:
+                state["store"].close()
+
+    app = FastAPI(title="dmtwatch CDS Hooks", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.evaluator = evaluator
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "Accept"],
+        max_age=600,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, e: RequestValidationError) -> Response:
+        return _error(400, _validation_reason(e))
+
+    @app.exception_handler(_Error)
+    async def _refused(request: Request, e: _Error) -> Response:
+        return _error(e.status, e.reason)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, e: HTTPException) -> Response:
+        return _error(e.status_code, str(e.detail))
+
+    def doc_url(request: Request) -> Callable[[str], str]:
+        base = (docs_url or str(request.base_url).rstrip("/") + "/findings").rstrip("/")
+        return lambda code: f"{base}/{code}" if code else f"{base}/"
+
+    @app.get("/cds-services")
+    def discovery() -> Response:
+        return _json(dump(Discovery(services=[SERVICE])))
+
+    @app.post(f"/cds-services/{SERVICE_ID}")
+    async def patient_view(request: Request) -> Response:
+        call: HookRequest = await _body(request, HookRequest)
+        patient_id, as_of = _check_call(call)
+        day = as_of or today()
+        urls = doc_url(request)
+        answer = await run_in_threadpool(_evaluate, call, patient_id, day, urls)
+        return _json(dump(answer))
+
+    def _evaluate(call: HookRequest, patient_id: str, day: dt.date, urls) -> CardsResponse:
+        try:
+            resources = gather(call, patient_id)
+        except RequestProblem as e:
+            raise _Error(400, str(e)) from None
+        except DataUnavailable as e:
+            raise _Error(412, str(e)) from None
+        try:
+            if resources is not None:
+                found = evaluator.from_resources(resources, patient_id, day, read)
+            elif "store" in state:
+                found = evaluator.from_dataset(state["store"].dataset(patient_id), patient_id, day)
+            else:
+                raise _Error(412, _missing(call))
+        except InputRejected as e:
+            problems = [str(p) for p in e.problems]
+            log.info("patient %s: FHIR record refused (%d problems)", patient_id, len(problems))
+            card = card_text.not_evaluated(problems[:PROBLEMS_SHOWN], len(problems), urls)
+            return CardsResponse(cards=[card])
+        return CardsResponse(cards=card_text.cards(found, day.isoformat(), urls))
+
+    @app.post(f"/cds-services/{SERVICE_ID}/feedback")
+    async def feedback(request: Request) -> Response:
+        received: FeedbackRequest = await _body(request, FeedbackRequest)
+        for item in received.feedback:
+            log.info("feedback: card %s %s", item.card, item.outcome)
+        return _json({})
+
+    @app.post("/cds-services/{service_id}")
+    async def unknown_service(service_id: str) -> Response:
+        return _error(404, f"no CDS service '{service_id}' here; see GET /cds-services")
+
+    @app.get("/findings/{code}")
+    @app.get("/findings/", include_in_schema=False)
+    def finding_page(code: str = "") -> Response:
+        pages = _pages()
+        page = pages.get(code or "README")
+        if page is None:
+            return _error(404, f"no finding code '{code}'")
+        return PlainTextResponse(page, media_type="text/markdown; charset=utf-8")
+
+    return app
+
+
+_PAGES: dict[str, str] = {}
+
+
+def _pages() -> dict[str, str]:
+    """The finding pages, generated from the protocols (as `dmtwatch docs` writes them)."""
+    if not _PAGES:
+        from dmtwatch.render.finding_docs import pages
+
+        found = pages()
+        index = ["# Finding codes", ""] + [f"- [{c}]({c})" for c in sorted(found)]
+        _PAGES.update(found, README="\n".join(index) + "\n")
+    return _PAGES
