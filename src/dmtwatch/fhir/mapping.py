@@ -30,8 +30,16 @@ def _in(values) -> str:
 
 
 def _code(concept: str, system: str) -> str:
-    """The first code of `system` among a CodeableConcept's codings."""
-    return f"list_filter({concept}.coding, lambda x: x.system = {_q(system)})[1].code"
+    """The first code of `system` among a CodeableConcept's codings.
+
+    The usual concept has one coding: that case is answered without a list function.
+    """
+    first = f"{concept}.coding[1]"
+    return (
+        f"CASE WHEN {first}.system = {_q(system)} THEN {first}.code "
+        f"WHEN len({concept}.coding) > 1 THEN "
+        f"list_filter({concept}.coding, lambda x: x.system = {_q(system)})[1].code END"
+    )
 
 
 def _date(value: str) -> str:
@@ -136,14 +144,6 @@ def register_code_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.register(name, pa.table({"k": list(mapping), "v": list(mapping.values())}))
 
 
-def _first(concept: str, system: str) -> str:
-    """`_code`, with a fast path for the usual case: the wanted coding comes first."""
-    return (
-        f"CASE WHEN {concept}.coding[1].system = {_q(system)} THEN {concept}.coding[1].code "
-        f"ELSE {_code(concept, system)} END"
-    )
-
-
 def classify(con: duckdb.DuckDBPyConnection) -> None:
     """Narrow tables over `res`: `cls`, each resource's target table (NULL: not used) and
     codes; `used`, the resources we read with their patient; view `usable` adds `r`.
@@ -165,18 +165,18 @@ def classify(con: duckdb.DuckDBPyConnection) -> None:
                  coalesce(r.id, '(no id, in ' || src || ')') AS ref,
                coalesce(r.subject.reference, r.patient.reference) AS subject_ref,
                r.status AS status, r.actuality AS actuality,
-               {when(("Observation",), _first("r.code", c.LOINC))} AS loinc,
+               {when(("Observation",), _code("r.code", c.LOINC))} AS loinc,
                {when(("Observation",), _code("r.code", c.LAB_SYSTEM))} AS lab_own,
                {when(("Observation",), _code("r.code", c.OBSERVATION_SYSTEM))} AS observation,
-               {when(("Condition",), _first("r.code", c.SNOMED))} AS snomed,
+               {when(("Condition",), _code("r.code", c.SNOMED))} AS snomed,
                {when(("Condition",), _code("r.code", c.MS_TYPE_SYSTEM))} AS ms_own,
                {when(("Condition",), _code("r.code", c.EVENT_SYSTEM))} AS event_own,
                {when(("Condition",), _code("r.verificationStatus", c.CONDITION_VERIFICATION))}
                  AS verification,
-               {when(meds, _first(med, c.DRUG_SYSTEM))} AS med_own,
+               {when(meds, _code(med, c.DRUG_SYSTEM))} AS med_own,
                {when(meds, _code(med, c.RXNORM))} AS med_rx,
                {when(meds, _code(med, c.ATC))} AS med_atc,
-               {when(("Procedure",), _first("r.code", c.DRUG_SYSTEM))} AS procedure_drug
+               {when(("Procedure",), _code("r.code", c.DRUG_SYSTEM))} AS procedure_drug
         FROM res
         """
     )

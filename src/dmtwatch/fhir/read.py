@@ -137,9 +137,13 @@ def _model_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     """
     types = ", ".join(f"'{t}'" for t in r4_models.MODEL_CHECKED)
     rows = con.sql(
-        f"SELECT c.rtype, arg_min(c.ref, c.n), arg_min(x.json, c.n), count(*) FROM cls c "
-        f"JOIN (SELECT rowid AS rn, json, shape FROM res) x ON x.rn = c.n "
-        f"WHERE c.rtype IN ({types}) GROUP BY c.rtype, x.shape ORDER BY min(c.n)"
+        f"""WITH firsts AS (
+              SELECT c.rtype, min(c.n) AS first, count(*) AS n FROM cls c
+              JOIN (SELECT rowid AS rn, shape FROM res) x ON x.rn = c.n
+              WHERE c.rtype IN ({types}) GROUP BY c.rtype, x.shape)
+            SELECT f.rtype, c.ref, coalesce(x.json, to_json(x.r)), f.n FROM firsts f
+            JOIN cls c ON c.n = f.first
+            JOIN (SELECT rowid AS rn, r, json FROM res) x ON x.rn = f.first ORDER BY f.first"""
     ).fetchall()
     problems = []
     for rtype, ref, text, n in rows:

@@ -75,3 +75,26 @@ CONCEPT = json.dumps(_CONCEPT)
 def structure() -> str:
     """The structure argument of DuckDB's from_json."""
     return json.dumps(RESOURCE)
+
+
+def sql_type(node: object = RESOURCE) -> str:
+    """The same structure as a DuckDB type (what from_json returns for it)."""
+    if isinstance(node, dict):
+        return "STRUCT(" + ", ".join(f'"{k}" {sql_type(v)}' for k, v in node.items()) + ")"
+    if isinstance(node, list):
+        return sql_type(node[0]) + "[]"
+    return str(node)
+
+
+def ndjson_columns() -> str:
+    """The `columns` argument of DuckDB's read_ndjson: the typed fast path for NDJSON."""
+    return "{" + ", ".join(f"'{k}': '{sql_type(v)}'" for k, v in RESOURCE.items()) + "}"
+
+
+def presence_signature(alias: str) -> str:
+    """SQL hashing which top-level elements a parsed resource has: its shape, as far as
+    the typed fast path can see (elements outside RESOURCE are not parsed there)."""
+    bits = " + ".join(
+        f'CASE WHEN {alias}."{k}" IS NULL THEN 0 ELSE {1 << i} END' for i, k in enumerate(RESOURCE)
+    )
+    return f"hash({alias}.resourceType, {bits})"
