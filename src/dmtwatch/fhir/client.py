@@ -70,8 +70,10 @@ class FhirClient:
     def get(self, url: str, params: dict | None = None) -> dict:
         """GET a URL relative to the base (or absolute, as next links are) as JSON."""
         target = urljoin(self.base, url)
+        if params:  # httpx would replace a query already in the URL, not add to it
+            target = str(httpx.URL(target).copy_merge_params(params))
         try:
-            response = self._http.get(target, params=params)
+            response = self._http.get(target)
         except httpx.TimeoutException:
             raise FhirClientError(f"{_shown(target)}: no answer in time") from None
         except httpx.HTTPError as e:
