@@ -35,6 +35,12 @@ needs_samples = pytest.mark.skipif(
 # ---------------------------------------------------------------- helpers
 
 
+def _read_faers(*args, **kwargs) -> tuple[pa.Table, list, dict[str, int]]:
+    """read_faers with its reports as the long (report, drug, event) table."""
+    sets, problems, summary = read_faers(*args, **kwargs)
+    return sets.to_table(), problems, summary
+
+
 def _rows(path: Path) -> list[dict[str, str]]:
     """A '$' file as dicts, by hand: one per data line with as many fields as the header."""
     lines = path.read_text(encoding="latin-1").splitlines()
@@ -118,7 +124,7 @@ def _reac(case: int, version: int, pt: str) -> str:
 @needs_samples
 @pytest.mark.parametrize(("folder", "tag"), [(CURRENT, "17Q2.txt"), (LEGACY, "04Q1.TXT")])
 def test_samples_give_the_counts_made_by_hand(folder: Path, tag: str) -> None:
-    table, problems, summary = read_faers([folder])
+    table, problems, summary = _read_faers([folder])
     hand = _by_hand(folder, tag)
     assert problems == []
     assert table.column_names == list(COLUMNS)
@@ -135,15 +141,15 @@ def test_samples_give_the_counts_made_by_hand(folder: Path, tag: str) -> None:
 @needs_samples
 def test_sample_numbers() -> None:
     """The figures quoted in the docs, so a change to the reader shows up here."""
-    _, _, current = read_faers([CURRENT])
-    _, _, legacy = read_faers([LEGACY])
+    _, _, current = _read_faers([CURRENT])
+    _, _, legacy = _read_faers([LEGACY])
     assert (current["reports"], current["drug_rows_kept"], current["rows"]) == (100, 190, 452)
     assert (legacy["reports"], legacy["drug_rows_kept"], legacy["rows"]) == (100, 153, 696)
 
 
 @needs_samples
 def test_sample_names_prefer_prod_ai_and_strata_come_from_demo() -> None:
-    table, _, _ = read_faers([CURRENT])
+    table, _, _ = _read_faers([CURRENT])
     drugs = set(table["drug"].to_pylist())
     assert {"FINGOLIMOD HYDROCHLORIDE", "NATALIZUMAB", "PEGINTERFERON BETA-1A"} <= drugs
     assert "GILENYA" not in drugs and "TYSABRI" not in drugs
@@ -159,7 +165,7 @@ def test_sample_names_prefer_prod_ai_and_strata_come_from_demo() -> None:
 
 @needs_samples
 def test_legacy_strata() -> None:
-    table, _, _ = read_faers([LEGACY])
+    table, _, _ = _read_faers([LEGACY])
     demo = {d["case"]: d for d in _rows(LEGACY / "DEMO04Q1.TXT")}
     for row in table.to_pylist():
         given = demo[row["report_id"]]
@@ -169,7 +175,7 @@ def test_legacy_strata() -> None:
 
 @needs_samples
 def test_role_filter() -> None:
-    every, _, every_summary = read_faers([CURRENT], roles=None)
+    every, _, every_summary = _read_faers([CURRENT], roles=None)
     hand = _by_hand(CURRENT, "17Q2.txt", roles=None)
     roles = Counter(d["role_cod"] for d in _rows(CURRENT / "DRUG17Q2.txt"))
     assert roles["C"] > 0 and roles["I"] > 0
@@ -180,17 +186,17 @@ def test_role_filter() -> None:
         for d in _rows(CURRENT / "DRUG17Q2.txt")
         if d["role_cod"] in ("C", "I")
     }
-    suspects, _, _ = read_faers([CURRENT])
+    suspects, _, _ = _read_faers([CURRENT])
     assert concomitant & set(every["drug"].to_pylist()) - set(suspects["drug"].to_pylist())
-    _, _, primary = read_faers([CURRENT], roles=("ps",))
+    _, _, primary = _read_faers([CURRENT], roles=("ps",))
     assert primary["drug_rows_kept"] == roles["PS"]
 
 
 @needs_samples
 def test_a_folder_of_quarters_reads_them_all() -> None:
-    both, _, summary = read_faers([SAMPLES])
-    current, _, _ = read_faers([CURRENT])
-    legacy, _, _ = read_faers([LEGACY])
+    both, _, summary = _read_faers([SAMPLES])
+    current, _, _ = _read_faers([CURRENT])
+    legacy, _, _ = _read_faers([LEGACY])
     assert summary["quarters"] == 2
     assert _triples(both) == _triples(current) | _triples(legacy)
     assert set(both["quarter"].to_pylist()) == {"2004Q1", "2017Q2"}
@@ -204,8 +210,8 @@ def test_zip_reads_as_the_folder(tmp_path: Path, folder: Path, prefix: str) -> N
         for f in sorted(folder.iterdir()):
             z.write(f, prefix + f.name)
         z.writestr("Readme.pdf", b"%PDF")
-    from_zip, zip_problems, zip_summary = read_faers([archive])
-    from_folder, _, folder_summary = read_faers([folder])
+    from_zip, zip_problems, zip_summary = _read_faers([archive])
+    from_folder, _, folder_summary = _read_faers([folder])
     assert zip_problems == []
     assert zip_summary == folder_summary
     assert _sorted(from_zip) == _sorted(from_folder)
@@ -229,7 +235,7 @@ def test_malformed_lines_are_reported_and_the_rest_read(tmp_path: Path) -> None:
     reac[5:6] = [f"{pid}${case}${pt[:4]}", f"{pt[4:]}${act}"]  # a row broken over two lines
     reac_file.write_text("\n".join(reac) + "\n")
 
-    table, problems, summary = read_faers([folder])
+    table, problems, summary = _read_faers([folder])
     where = {(p.file, p.row): p.reason for p in problems}
     assert set(where) == {
         (str(drug_file), 11),
@@ -256,7 +262,7 @@ def test_bad_key_is_reported_with_its_line(tmp_path: Path) -> None:
         [_drug(100, 1, "ASPIRIN"), _drug(200, 1, "IBUPROFEN")],
         [_reac(100, 1, "Headache"), _reac(200, 1, " nausea ")],
     )
-    table, problems, summary = read_faers([folder])
+    table, problems, summary = _read_faers([folder])
     assert [(p.row, p.column, p.value) for p in problems] == [(3, "primaryid", "ABC")]
     assert summary["reports_read"] == 2
     assert sorted(_triples(table)) == [
@@ -310,7 +316,7 @@ def test_latest_version_across_quarters_and_deleted_cases(tmp_path: Path) -> Non
     (deleted / "DELETE19Q1.txt").write_text("300\r\n999\r\n")
 
     for order in ([q1.parent, q2.parent], [q2.parent, q1.parent]):
-        table, problems, summary = read_faers(order)
+        table, problems, summary = _read_faers(order)
         assert problems == []
         assert sorted(_triples(table)) == [
             ("100", "NEWDRUG", "NAUSEA"),
@@ -357,7 +363,7 @@ def test_legacy_layout_as_the_fda_ships_it(tmp_path: Path) -> None:
         (folder / name).write_bytes(("\r\n".join(lines) + "\r\n").encode())
     mapping = tmp_path / "map.csv"
     mapping.write_text("name,ingredient\nLemtrada,alemtuzumab\nTysabri,Natalizumab\n")
-    table, problems, summary = read_faers([folder.parent], drug_map=mapping)
+    table, problems, summary = _read_faers([folder.parent], drug_map=mapping)
     assert problems == []
     assert summary["versions_dropped"] == 1
     assert sorted(table.to_pylist(), key=lambda r: r["report_id"]) == [
@@ -405,7 +411,7 @@ def test_age_groups_and_sex(tmp_path: Path) -> None:
     ]
     drug = [_drug(100 + i, 1, "X") for i in range(len(ages))]
     reac = [_reac(100 + i, 1, "Y") for i in range(len(ages))]
-    table, _, _ = read_faers([_quarter(tmp_path / "q", "17Q2", demo, drug, reac)])
+    table, _, _ = _read_faers([_quarter(tmp_path / "q", "17Q2", demo, drug, reac)])
     got = {int(r["report_id"]) - 100: (r["age_group"], r["sex"]) for r in table.to_pylist()}
     expected_sex = ["F", "M", "UNK", "UNK", "UNK", "M"] + ["F"] * 7
     assert got == {i: (ages[i][3], expected_sex[i]) for i in range(len(ages))}
@@ -420,7 +426,7 @@ def test_dates_that_are_not_dates(tmp_path: Path) -> None:
         [_drug(100, 1, "FIRST"), _drug(100, 2, "SECOND"), _drug(200, 1, "OTHER")],
         [_reac(100, 1, "RASH"), _reac(100, 2, "RASH"), _reac(200, 1, "RASH")],
     )
-    table, _, _ = read_faers([folder])
+    table, _, _ = _read_faers([folder])
     assert sorted(
         (r["report_id"], r["drug"], r["year"], r["quarter"]) for r in table.to_pylist()
     ) == [
@@ -440,7 +446,7 @@ def test_latin1_bytes_do_not_lose_rows(tmp_path: Path) -> None:
     (folder / "DRUG17Q2.txt").write_bytes(
         (CURRENT_HEADERS["DRUG"] + "\n").encode() + b"1001$100$1$PS$ALT\xc9RE 5 MG$\n"
     )
-    table, problems, _ = read_faers([folder])
+    table, problems, _ = _read_faers([folder])
     assert problems == []
     assert table["drug"].to_pylist() == ["ALTÉRE"]
 
@@ -454,7 +460,7 @@ def test_missing_reac_file_names_the_folder(tmp_path: Path) -> None:
     shutil.copytree(CURRENT, folder)
     (folder / "REAC17Q2.txt").unlink()
     with pytest.raises(FaersError, match="REAC") as error:
-        read_faers([folder])
+        _read_faers([folder])
     assert str(folder) in str(error.value)
     assert "2017Q2" in str(error.value)
 
@@ -467,7 +473,7 @@ def test_corrupt_zip_names_the_zip(tmp_path: Path) -> None:
             z.write(f, "ascii/" + f.name)
     archive.write_bytes(archive.read_bytes()[:5000])  # cut short, as a failed download
     with pytest.raises(FaersError, match=r"faers_ascii_2017q2\.zip"):
-        read_faers([archive])
+        _read_faers([archive])
 
 
 @needs_samples
@@ -483,21 +489,21 @@ def test_corrupt_member_names_zip_and_member(tmp_path: Path) -> None:
     data[start : start + 64] = bytes(64)
     archive.write_bytes(bytes(data))
     with pytest.raises(FaersError, match=r"faers_ascii_2017q2\.zip\[ascii/DRUG17Q2\.txt\]"):
-        read_faers([archive])
+        _read_faers([archive])
 
 
 def test_unreadable_inputs(tmp_path: Path) -> None:
     with pytest.raises(FaersError, match="no such file"):
-        read_faers([tmp_path / "nowhere"])
+        _read_faers([tmp_path / "nowhere"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(FaersError, match="no FAERS quarter found"):
-        read_faers([tmp_path / "empty"])
+        _read_faers([tmp_path / "empty"])
     folder = _quarter(tmp_path / "q", "17Q2", [_demo(1, 1, "20170401")], [], [])
     (folder / "DRUG17Q2.txt").write_text("primaryid$caseid$drug_seq$drugname\n")
     with pytest.raises(FaersError, match=r"DRUG17Q2\.txt: missing column\(s\) role_cod"):
-        read_faers([folder])
+        _read_faers([folder])
     with pytest.raises(ValueError, match="roles"):
-        read_faers([folder], roles=())
+        _read_faers([folder], roles=())
 
 
 # ---------------------------------------------------------------- drug names
@@ -556,9 +562,9 @@ def test_mapping_file_lemtrada_to_alemtuzumab(tmp_path: Path) -> None:
     mapping = tmp_path / "ingredients.csv"
     mapping.write_text("name,ingredient\nLEMTRADA,ALEMTUZUMAB\n campath ,alemtuzumab\n")
     assert read_drug_map(mapping) == {"LEMTRADA": "ALEMTUZUMAB", "CAMPATH": "ALEMTUZUMAB"}
-    without, _, _ = read_faers([folder])
+    without, _, _ = _read_faers([folder])
     assert set(without["drug"].to_pylist()) == {"LEMTRADA", "ALEMTUZUMAB", "CAMPATH"}
-    table, _, _ = read_faers([folder], drug_map=mapping)
+    table, _, _ = _read_faers([folder], drug_map=mapping)
     assert sorted(_triples(table)) == [
         ("100", "ALEMTUZUMAB", "IMMUNE THROMBOCYTOPENIA"),
         ("200", "ALEMTUZUMAB", "BASEDOW'S DISEASE"),
@@ -576,7 +582,7 @@ def test_bad_mapping_files(tmp_path: Path) -> None:
         read_drug_map(conflicting)
     folder = _quarter(tmp_path / "q", "17Q2", [_demo(1, 1, "20170401")], [], [])
     with pytest.raises(FaersError, match=r"swapped\.csv"):
-        read_faers([folder], drug_map=swapped)
+        _read_faers([folder], drug_map=swapped)
 
 
 # ---------------------------------------------------------------- the reports CSV

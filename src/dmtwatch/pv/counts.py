@@ -4,6 +4,11 @@ For every drug-event pair with at least one report: n (reports naming both), the
 and the event's report counts and the number of reports N; the expected count
 E = n_drug * n_event / N, or, with strata, the sum over strata of the same product
 computed within each stratum (openEBGM's convention: unique report ids throughout).
+
+A long table (a reports CSV: a row is one drug-event pair, not necessarily the cross
+product of a report's drugs and events) is counted row by row in DuckDB; reports held
+as FAERS holds them (:class:`ReportSets`) go to the sparse product of
+:mod:`dmtwatch.pv.set_counts`, the same numbers some 5 times faster.
 """
 
 from __future__ import annotations
@@ -11,15 +16,22 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
+from dmtwatch.pv.report_sets import ReportSets
+from dmtwatch.pv.set_counts import count_report_sets
+
 PAIR_COLUMNS = ("drug", "event", "n", "n_drug", "n_event", "n_total", "expected")
 
 
-def count_pairs(reports: pa.Table, strata: list[str] | None = None) -> tuple[pa.Table, int]:
+def count_pairs(
+    reports: pa.Table | ReportSets, strata: list[str] | None = None
+) -> tuple[pa.Table, int]:
     """Pairs with their counts and expected counts, and the number of unique reports.
 
     A report belongs to one stratum: where a report's rows disagree (they should not),
     the first value in sort order is used.
     """
+    if isinstance(reports, ReportSets):
+        return count_report_sets(reports, strata)
     strata = strata or []
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")

@@ -1,4 +1,4 @@
-"""FAERS and legacy AERS quarterly ASCII files to one (report, drug, event) Arrow table.
+"""FAERS and legacy AERS quarterly ASCII files to reports with their drugs and events.
 
 What is read, and why so:
 
@@ -21,7 +21,11 @@ What is read, and why so:
   Name = ``prod_ai`` when present (upper-cased), else the cleaned ``drugname``
   (:mod:`dmtwatch.pv.drug_names`), then the user's mapping file, applied last.
 * **Events**: MedDRA preferred terms (``pt``) as given, trimmed and upper-cased.
-* **Output**: ``report_id`` is the case id. Strata come from the kept version: ``sex``
+* **Output**: :class:`ReportSets`, as FAERS itself keeps them: each report's drugs and
+  its events apart (its pairs are every drug with every event), which the counts use
+  directly (a sparse product); ``to_table()`` gives the long (report, drug, event) table
+  of :data:`COLUMNS`. Only reports with a kept drug and a reaction are in it.
+  ``report_id`` is the case id. Strata come from the kept version: ``sex``
   (F, M, else UNK); ``age_group`` (<18, 18-44, 45-64, 65-74, >=75 from age in its unit:
   YR, DEC x10, MON, WK, DY, HR; an age outside 0-120 years or none: <18 when age_grp
   says neonate, infant, child or adolescent, else unknown); ``year`` and ``quarter`` of
@@ -34,8 +38,8 @@ raises :class:`FaersError` naming it.
 
 Speed: files go whole through pyarrow's CSV reader; names and terms are normalised once
 per distinct value and stored as integer codes, so DuckDB de-duplicates and joins
-integers only; strings are rebuilt once, at the end, with Arrow takes. Python runs per
-file and per distinct name, never per row.
+integers only; the names stay a vocabulary the codes point into. Python runs per file
+and per distinct name, never per row.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from dmtwatch.pv.drug_names import (
     normalise_ingredients,
     read_drug_map,
 )
+from dmtwatch.pv.report_sets import ReportSets
 from dmtwatch.pv.textio import Source, blank_rows, head_lines, open_source, read_text_table
 
 DEFAULT_ROLES: tuple[str, ...] = ("PS", "SS")
@@ -135,16 +140,18 @@ def read_faers(
     paths: Sequence[Path | str],
     roles: Iterable[str] | None = DEFAULT_ROLES,
     drug_map: Path | str | None = None,
-) -> tuple[pa.Table, list[Problem], dict[str, int]]:
-    """One row per unique (report, drug, event) of the quarters given, with strata.
+) -> tuple[ReportSets, list[Problem], dict[str, int]]:
+    """The kept reports of the quarters given, each with its drugs, events and strata.
 
-    Returns the table (columns :data:`COLUMNS`: report_id (the case id), drug and event
-    as strings, the strata as dictionary-encoded strings, rows in no particular order),
-    the problems (malformed lines: file, line, text, why) and counts: quarters,
-    reports_read (DEMO rows, every version), versions_dropped, deleted_case_ids,
-    deleted_cases_dropped, reports (kept), drug_rows_read, drug_rows_kept (with a
-    wanted role, of kept reports), drug_rows_unnamed (wanted role, no name at all),
-    reaction_rows_kept, rows, reports_with_rows, malformed_lines. Every quarter's files
+    Returns the reports (:class:`ReportSets`: report_id (the case id, a string) and the
+    strata (dictionary-encoded strings) per report, unique (report, drug) and (report,
+    event) mentions in no particular order; ``to_table()`` is the long table of
+    :data:`COLUMNS`, one row per unique (report, drug, event)), the problems (malformed
+    lines: file, line, text, why) and counts: quarters, reports_read (DEMO rows, every
+    version), versions_dropped, deleted_case_ids, deleted_cases_dropped, reports (kept),
+    drug_rows_read, drug_rows_kept (with a wanted role, of kept reports),
+    drug_rows_unnamed (wanted role, no name at all), reaction_rows_kept, rows (unique
+    report-drug-event triples), reports_with_rows, malformed_lines. Every quarter's files
     are found and their headers checked before any is read, so a broken last quarter
     fails in a second, not after minutes; so does a bad mapping file (FaersError too).
     `roles=None` keeps every drug role.
@@ -192,10 +199,9 @@ def read_faers(
                 _insert(con, "reac", src, _reac_rows(reac, events))
                 del demo, drug, reac
         con.execute("INSERT INTO deleted SELECT unnest(?::BIGINT[])", [sorted(deleted_ids)])
-        codes, found_counts = _assemble(con)
-    # built after DuckDB has closed and freed its tables: the strings are the big part
-    table = _strings(codes, drugs, events)
-    del codes
+        reports, drug_rows, event_rows, found_counts = _assemble(con)
+    sets = _report_sets(reports, drug_rows, event_rows, drugs, events)
+    del reports, drug_rows, event_rows
     summary = {
         "quarters": len(quarters),
         "reports_read": counts["reports_read"],
@@ -207,12 +213,12 @@ def read_faers(
         "drug_rows_kept": found_counts["drug_rows_kept"],
         "drug_rows_unnamed": counts["drug_rows_unnamed"],
         "reaction_rows_kept": found_counts["reaction_rows_kept"],
-        "rows": table.num_rows,
+        "rows": _triples(sets),
         "reports_with_rows": found_counts["reports_with_rows"],
         "malformed_lines": len(problems),
     }
     problems.sort(key=lambda p: (p.file, p.row if p.row is not None else 0))
-    return table, problems, summary
+    return sets, problems, summary
 
 
 # ---------------------------------------------------------------- finding the files
@@ -602,8 +608,11 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, src: int, rows: pa.Table)
         con.unregister("incoming")
 
 
-def _assemble(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, dict[str, int]]:
-    """Latest version per case, deleted cases out, unique (report, drug, event) as codes."""
+def _assemble(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, int]]:
+    """Latest version per case, deleted cases out; the reports with a drug and a reaction
+    (case_id, sex, age, fda; row i is report i), unique (report, drug) and (report, event)."""
     con.execute(
         """
         CREATE TEMP TABLE latest AS
@@ -612,6 +621,11 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, dict[str, int]]
             PARTITION BY case_id ORDER BY fda DESC NULLS LAST, pid DESC, src DESC) = 1;
         CREATE TEMP TABLE kept AS
         SELECT * FROM latest ANTI JOIN deleted USING (case_id);
+        CREATE TEMP TABLE used AS
+        SELECT (row_number() OVER (ORDER BY case_id) - 1)::INTEGER AS report, *
+        FROM kept k
+        WHERE EXISTS (SELECT 1 FROM drug d WHERE d.src = k.src AND d.pid = k.pid)
+          AND EXISTS (SELECT 1 FROM reac r WHERE r.src = k.src AND r.pid = k.pid);
         """
     )
     counts = {
@@ -621,65 +635,73 @@ def _assemble(con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, dict[str, int]]
         "reaction_rows_kept": _count(
             con, "SELECT count(*) FROM reac SEMI JOIN kept USING (src, pid)"
         ),
+        "reports_with_rows": _count(con, "SELECT count(*) FROM used"),
     }
-    codes = con.sql(
-        """
-        SELECT CAST(case_id AS VARCHAR) AS report_id, drug, event, sex, age, fda
-        FROM (
-            SELECT DISTINCT k.case_id, d.drug, r.event, k.sex, k.age, k.fda
-            FROM kept k JOIN drug d USING (src, pid) JOIN reac r USING (src, pid)
-        )
-        """
+    reports = con.sql(
+        "SELECT CAST(case_id AS VARCHAR) AS report_id, sex, age, fda FROM used ORDER BY report"
     ).to_arrow_table()
-    counts["reports_with_rows"] = _count(
-        con,
-        "SELECT count(*) FROM kept k WHERE EXISTS (SELECT 1 FROM drug d WHERE d.src = k.src "
-        "AND d.pid = k.pid) AND EXISTS (SELECT 1 FROM reac r WHERE r.src = k.src "
-        "AND r.pid = k.pid)",
-    )
-    return codes, counts
+    drug_rows = con.sql(
+        "SELECT DISTINCT u.report, d.drug FROM used u JOIN drug d USING (src, pid)"
+    ).to_arrow_table()
+    event_rows = con.sql(
+        "SELECT DISTINCT u.report, r.event FROM used u JOIN reac r USING (src, pid)"
+    ).to_arrow_table()
+    return reports, drug_rows, event_rows, counts
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(con.sql(sql).fetchall()[0][0])
 
 
-def _strings(codes: pa.Table, drugs: _Vocabulary, events: _Vocabulary) -> pa.Table:
-    """The output table: drug and event codes back to strings, strata as dictionaries.
-
-    Strata stay dictionary-encoded (values strings, a few distinct each): over the whole
-    FAERS that is some 6 bytes a row instead of 35. DuckDB, pandas and pyarrow.compute
-    read them as strings. Each code column is dropped once turned into its output, so
-    peak memory is the output plus one column.
-    """
+def _report_sets(
+    reports: pa.Table,
+    drug_rows: pa.Table,
+    event_rows: pa.Table,
+    drugs: _Vocabulary,
+    events: _Vocabulary,
+) -> ReportSets:
+    """The output: strata as dictionary-encoded strings (a few distinct values each, so
+    some 6 bytes a report), mentions as int32 codes into the name vocabularies."""
 
     def dictionary(indices: pa.Array | pa.ChunkedArray, values: list[str]) -> pa.Array:
         if isinstance(indices, pa.ChunkedArray):
             indices = indices.combine_chunks()
         return pa.DictionaryArray.from_arrays(indices, pa.array(values, pa.string()))
 
-    fda = codes["fda"].combine_chunks()
+    fda = reports["fda"].combine_chunks()
     known = pc.is_valid(fda).to_numpy(zero_copy_only=False)
     date = fda.fill_null(0).to_numpy().astype(np.int64)
     key = np.where(known, date // 10000 * 10 + (date // 100 % 100 + 2) // 3, 0)
     distinct, index = np.unique(key, return_inverse=True)
     period = pa.array(index.astype(np.int16))
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {
-        "year": dictionary(period, [str(k // 10) if k else "unknown" for k in distinct]),
-        "quarter": dictionary(
-            period, [f"{k // 10}Q{k % 10}" if k else "unknown" for k in distinct]
-        ),
-    }
-    del fda, known, date, key, index, period
-    codes = codes.drop_columns(["fda"])
-    for name, values in (("sex", list(SEXES)), ("age", list(AGE_GROUPS))):
-        columns["age_group" if name == "age" else name] = dictionary(
-            codes[name].cast(pa.int8()), values
-        )
-        codes = codes.drop_columns([name])
-    columns["drug"] = pc.take(drugs.strings(), codes["drug"])
-    codes = codes.drop_columns(["drug"])
-    columns["event"] = pc.take(events.strings(), codes["event"])
-    columns["report_id"] = codes["report_id"]
-    del codes
-    return pa.table({c: columns[c] for c in COLUMNS})
+    table = pa.table(
+        {
+            "report_id": reports["report_id"],
+            "sex": dictionary(reports["sex"].cast(pa.int8()), list(SEXES)),
+            "age_group": dictionary(reports["age"].cast(pa.int8()), list(AGE_GROUPS)),
+            "year": dictionary(period, [str(k // 10) if k else "unknown" for k in distinct]),
+            "quarter": dictionary(
+                period, [f"{k // 10}Q{k % 10}" if k else "unknown" for k in distinct]
+            ),
+        }
+    )
+
+    def column(rows: pa.Table, name: str) -> np.ndarray:
+        return rows[name].to_numpy().astype(np.int32, copy=False)
+
+    return ReportSets(
+        table,
+        column(drug_rows, "report"),
+        column(drug_rows, "drug"),
+        column(event_rows, "report"),
+        column(event_rows, "event"),
+        drugs.strings(),
+        events.strings(),
+    )
+
+
+def _triples(sets: ReportSets) -> int:
+    """Unique (report, drug, event) triples: per report, its drugs times its events."""
+    n = sets.num_reports
+    per_report = np.bincount(sets.drug_report, minlength=n).astype(np.int64)
+    return int(per_report @ np.bincount(sets.event_report, minlength=n))

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from dmtwatch.pv.counts import count_pairs
 from dmtwatch.pv.gps import Prior, ebgm_quantities, fit_prior
 from dmtwatch.pv.measures import disproportionality
+from dmtwatch.pv.report_sets import ReportSets
 
 OUTPUT_COLUMNS = (
     "drug", "event", "n", "expected", "rr", "prr", "prr_lo", "prr_hi", "chi2", "ror", "ror_lo",
@@ -44,12 +45,14 @@ PRIOR_KEYS = ("alpha1", "beta1", "alpha2", "beta2", "p", "neg_log_likelihood")
 
 
 def detect(
-    reports: pa.Table,
+    reports: pa.Table | ReportSets,
     strata: list[str] | None = None,
     drugs: list[str] | None = None,
     min_count: int = 1,
     squash: bool = False,
 ) -> Signals:
+    """The four measures for every pair of a long reports table (a reports CSV, counted
+    row by row) or of :class:`ReportSets` (FAERS, counted by a sparse product)."""
     pairs, n_reports = count_pairs(reports, strata)
     if pairs.num_rows == 0:
         raise SignalsError("the reports hold no drug-event pair")

@@ -1,7 +1,9 @@
 """Synthetic FAERS-like spontaneous reports for benchmarks and tests of signal detection.
 
 One row per (report_id, drug, event): the cross product of a report's suspect drugs and
-its reactions, as the FAERS DRUG x REAC tables give after the role filter. The shape is
+its reactions, as the FAERS DRUG x REAC tables give after the role filter
+(``generate_reports``); or the same reports as ``read_faers`` gives them, each report's
+drugs and events apart (``generate_report_sets``), the input the benchmark counts. The shape is
 drawn to look like the real database, at any size and without a Python loop per report:
 
 * drugs per report 1-6 (suspect drugs; mean ~2.1), reactions per report 1-5 (mean ~2.5),
@@ -41,10 +43,13 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+
+from dmtwatch.pv.report_sets import ReportSets
 
 FIRST_YEAR, LAST_YEAR = 2004, 2022
 QUARTERS: tuple[str, ...] = tuple(
@@ -217,9 +222,20 @@ def _events(
     return model.event_order[pos]
 
 
-def _chunk(
-    model: _Model, rng: np.random.Generator, first_id: int, quarter: np.ndarray
-) -> pa.RecordBatch:
+@dataclass(frozen=True)
+class _Drawn:
+    """One chunk of reports as drawn: per report its sex and quarter, its drug and event
+    slots (consecutive per report, ``kd`` and ``ke`` of them)."""
+
+    sex: np.ndarray
+    quarter: np.ndarray
+    kd: np.ndarray
+    ke: np.ndarray
+    drug_slots: np.ndarray
+    event_slots: np.ndarray
+
+
+def _draw(model: _Model, rng: np.random.Generator, quarter: np.ndarray) -> _Drawn:
     n = quarter.size
     sex = rng.choice(len(SEXES), size=n, p=SEX_SHARE).astype(np.int8)
     kd = (rng.choice(len(DRUGS_PER_REPORT), size=n, p=DRUGS_PER_REPORT) + 1).astype(np.int32)
@@ -239,16 +255,27 @@ def _chunk(
     hit = np.flatnonzero(sig >= 0)
     hit = hit[rng.random(hit.size) < model.signal_rate[sig[hit]]]
     event_slots[e_off[report_of_slot[hit]]] = model.signal_event[sig[hit]]
+    return _Drawn(sex, quarter, kd, ke, drug_slots, event_slots)
+
+
+def _chunk(
+    model: _Model, rng: np.random.Generator, first_id: int, quarter: np.ndarray
+) -> pa.RecordBatch:
+    drawn = _draw(model, rng, quarter)
+    kd, ke, sex = drawn.kd, drawn.ke, drawn.sex
+    e_off = np.zeros(kd.size, dtype=np.int32)
+    np.cumsum(ke[:-1], out=e_off[1:])
+    report_of_slot = np.repeat(np.arange(kd.size, dtype=np.int32), kd)
 
     # the cross product: each drug slot gives a block of rows, one per event of its report
     block = ke[report_of_slot]
     rows = int(block.sum())
     block_start = np.zeros(block.size, dtype=np.int32)
     np.cumsum(block[:-1], out=block_start[1:])
-    drug_code = np.repeat(drug_slots, block)
+    drug_code = np.repeat(drawn.drug_slots, block)
     event_index = np.repeat(e_off[report_of_slot] - block_start, block)
     event_index += np.arange(rows, dtype=np.int32)
-    event_code = event_slots[event_index]
+    event_code = drawn.event_slots[event_index]
     report = np.repeat(report_of_slot, block)
     del event_index, block_start
 
@@ -264,6 +291,20 @@ def _chunk(
     )
 
 
+def _chunks(n_reports: int, seed: int) -> Iterator[tuple[np.random.Generator, int, np.ndarray]]:
+    """Per chunk of reports: its random generator, its first report (from 0), its quarters."""
+    if n_reports < 1:
+        raise ValueError("n_reports must be at least 1")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1, n_reports]))
+    growth = np.exp(QUARTER_GROWTH * np.arange(len(QUARTERS)))
+    quarter = np.sort(rng.choice(len(QUARTERS), size=n_reports, p=growth / growth.sum()))
+    quarter = quarter.astype(np.int8)
+    chunk_seeds = np.random.SeedSequence([seed, 2, n_reports]).spawn(-(-n_reports // CHUNK))
+    for i, chunk_seed in enumerate(chunk_seeds):
+        lo, hi = i * CHUNK, min((i + 1) * CHUNK, n_reports)
+        yield np.random.default_rng(chunk_seed), lo, quarter[lo:hi]
+
+
 def generate_reports(
     n_reports: int, seed: int, n_drugs: int = 5000, n_events: int = 8000
 ) -> pa.Table:
@@ -276,18 +317,41 @@ def generate_reports(
     distributions; the injected associations are in the schema metadata and in
     ``injected_pairs(seed, n_drugs, n_events)``.
     """
-    if n_reports < 1:
-        raise ValueError("n_reports must be at least 1")
     model = _model(seed, n_drugs, n_events)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 1, n_reports]))
-    growth = np.exp(QUARTER_GROWTH * np.arange(len(QUARTERS)))
-    quarter = np.sort(rng.choice(len(QUARTERS), size=n_reports, p=growth / growth.sum()))
-    quarter = quarter.astype(np.int8)
-    chunk_seeds = np.random.SeedSequence([seed, 2, n_reports]).spawn(-(-n_reports // CHUNK))
-    batches = []
-    for i, chunk_seed in enumerate(chunk_seeds):
-        lo, hi = i * CHUNK, min((i + 1) * CHUNK, n_reports)
-        batches.append(_chunk(model, np.random.default_rng(chunk_seed), lo + 1, quarter[lo:hi]))
+    batches = [_chunk(model, rng, lo + 1, quarter) for rng, lo, quarter in _chunks(n_reports, seed)]
     table = pa.Table.from_batches(batches)
     injected = [[p.drug, p.event, round(p.rate, 6)] for p in model.injected]
     return table.replace_schema_metadata({METADATA_KEY: json.dumps(injected).encode()})
+
+
+def generate_report_sets(
+    n_reports: int, seed: int, n_drugs: int = 5000, n_events: int = 8000
+) -> ReportSets:
+    """The reports of ``generate_reports`` with the same arguments, held as FAERS gives
+    them: each report's drugs and events apart (:class:`ReportSets`), whose cross product
+    per report is that table's rows. Strata: ``sex`` and ``quarter``."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("sex", "quarter", "dr", "d", "er", "e")}
+    model = _model(seed, n_drugs, n_events)
+    for rng, lo, quarter in _chunks(n_reports, seed):
+        drawn = _draw(model, rng, quarter)
+        reports = np.arange(lo, lo + quarter.size, dtype=np.int32)
+        parts["sex"].append(drawn.sex)
+        parts["quarter"].append(drawn.quarter)
+        parts["dr"].append(np.repeat(reports, drawn.kd))
+        parts["d"].append(drawn.drug_slots.astype(np.int32))
+        parts["er"].append(np.repeat(reports, drawn.ke))
+        parts["e"].append(drawn.event_slots.astype(np.int32))
+    whole = {k: np.concatenate(v) for k, v in parts.items()}
+    reports_table = pa.table(
+        {
+            "report_id": pa.array(np.arange(1, n_reports + 1, dtype=np.int64)),
+            "sex": pa.DictionaryArray.from_arrays(pa.array(whole["sex"]), pa.array(SEXES)),
+            "quarter": pa.DictionaryArray.from_arrays(
+                pa.array(whole["quarter"]), pa.array(QUARTERS)
+            ),
+        }
+    )
+    return ReportSets(
+        reports_table, whole["dr"], whole["d"], whole["er"], whole["e"],
+        model.drug_names, model.event_names,
+    )  # fmt: skip
