@@ -45,6 +45,7 @@ class CheckFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    fhir = "fhir"
 
 
 def _date(text: str | None) -> dt.date:
@@ -192,7 +193,14 @@ def check(
         console = Console(file=out_path.open("w"), width=200) if out_path else out
         worklist.print_table(result, console, limit)
     else:
-        text = worklist.to_json(result) if format is CheckFormat.json else worklist.to_csv(result)
+        if format is CheckFormat.fhir:
+            from dmtwatch.fhir.detected_issues import to_json
+
+            text = to_json(result, loaded.provenance)
+        elif format is CheckFormat.json:
+            text = worklist.to_json(result)
+        else:
+            text = worklist.to_csv(result)
         if out_path:
             out_path.write_text(text)
         else:
@@ -383,6 +391,11 @@ def _write_whole(text: str, path: Path | None) -> None:
     out.print(f"wrote {path}", highlight=False)
 
 
+class SynthFormat(StrEnum):
+    csv = "csv"
+    fhir = "fhir"
+
+
 @app.command()
 def synth(
     patients: Annotated[int, typer.Option("--patients", min=1)] = 300,
@@ -391,11 +404,26 @@ def synth(
     until: Annotated[
         str, typer.Option("--until", help="Last day of data, YYYY-MM-DD.")
     ] = "2016-01-15",
+    format: Annotated[
+        SynthFormat,
+        typer.Option("--format", help="csv, or fhir: <out>/ndjson/ and <out>/bundles/."),
+    ] = SynthFormat.csv,
 ) -> None:
-    """Write a synthetic clinic in the contract's CSV format (deterministic for a seed)."""
+    """Write a synthetic clinic in the contract's CSV format or as FHIR R4 (deterministic)."""
     from dmtwatch.synth import generate, write_csv
 
     tables = generate(patients, seed, _date(until))
+    if format is SynthFormat.fhir:
+        import tempfile
+
+        from dmtwatch.fhir.write import write_fhir
+
+        with tempfile.TemporaryDirectory() as tmp:  # through the validator, as a clinic's CSV
+            write_csv(tables, Path(tmp))
+            dataset, _ = read_clinic(Path(tmp))
+        counts = ", ".join(f"{k} {n}" for k, n in write_fhir(dataset, out_dir).items())
+        out.print(f"wrote {out_dir}/ndjson and {out_dir}/bundles: {counts}", highlight=False)
+        return
     write_csv(tables, out_dir)
     counts = ", ".join(f"{name} {t.num_rows}" for name, t in tables.items())
     out.print(f"wrote {out_dir}: {counts}", highlight=False)
