@@ -104,6 +104,8 @@ def _load_observations(con: duckdb.DuckDBPyConnection, file: Path) -> bool:
 
     The text is not kept: the R4 model checks see these Observations as parsed.
     """
+    if not _first_is_observation(file):
+        return False
     src = _q(file.name)
     try:
         con.execute(
@@ -119,6 +121,18 @@ def _load_observations(con: duckdb.DuckDBPyConnection, file: Path) -> bool:
     if others:
         con.execute(f"DELETE FROM res WHERE src = {src}")
     return not others
+
+
+def _first_is_observation(file: Path) -> bool:
+    """Bulk Data files hold one resource type each: the first line tells which."""
+    with file.open("rb") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    return orjson.loads(line).get("resourceType") == "Observation"
+                except (orjson.JSONDecodeError, AttributeError):
+                    return False
+    return False
 
 
 def _load_bundle(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:

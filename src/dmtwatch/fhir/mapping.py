@@ -160,7 +160,7 @@ def classify(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""
         CREATE TEMP TABLE ext AS
-        SELECT rowid AS n, src, full_url, r.resourceType AS rtype, r.id AS rid,
+        SELECT rowid AS n, src, full_url, shape, r.resourceType AS rtype, r.id AS rid,
                coalesce(r.resourceType, '(no resourceType)') || '/' ||
                  coalesce(r.id, '(no id, in ' || src || ')') AS ref,
                coalesce(r.subject.reference, r.patient.reference) AS subject_ref,
@@ -184,22 +184,13 @@ def classify(con: duckdb.DuckDBPyConnection) -> None:
         f"WHEN {_q(t)} THEN {cond.replace('r.', '')}" for t, cond in _SKIPPED_STATUS.items()
     )
     con.execute(
-        """
-        CREATE TEMP TABLE cls AS
-        SELECT e.*, coalesce(e.med_own, rx.v, atc.v, e.procedure_drug) AS drug,
-               coalesce(lo.v, e.lab_own) AS lab
-        FROM ext e LEFT JOIN map_rxnorm rx ON rx.k = e.med_rx
-        LEFT JOIN map_atc atc ON atc.k = e.med_atc LEFT JOIN map_loinc lo ON lo.k = e.loinc
-        """
-    )
-    con.execute(
         f"""
-        ALTER TABLE cls ADD COLUMN skip BOOLEAN;
-        ALTER TABLE cls ADD COLUMN target VARCHAR;
-        UPDATE cls SET
-          skip = coalesce(CASE rtype {skipped} END, false)
-                 OR (rtype = 'Condition' AND coalesce(verification IN {_in(c.VERIFICATION_SKIPPED)}, false)),
-          target = CASE rtype
+        CREATE TEMP TABLE cls AS
+        SELECT *,
+          coalesce(CASE rtype {skipped} END, false)
+            OR (rtype = 'Condition' AND coalesce(verification IN {_in(c.VERIFICATION_SKIPPED)}, false))
+            AS skip,
+          CASE rtype
             WHEN 'Patient' THEN 'patients'
             WHEN 'Condition' THEN CASE
               WHEN snomed IN {_in([c.MS_CONDITION, *c.MS_SUBTYPES])} OR ms_own IS NOT NULL THEN 'ms'
@@ -212,9 +203,15 @@ def classify(con: duckdb.DuckDBPyConnection) -> None:
               WHEN observation = {_q(c.EDSS_CODE)} THEN 'edss'
               WHEN lab IS NOT NULL THEN 'labs' END
             WHEN 'AdverseEvent' THEN 'adverse_events'
-          END
+          END AS target
+        FROM (
+          SELECT e.*, coalesce(e.med_own, rx.v, atc.v, e.procedure_drug) AS drug,
+                 coalesce(lo.v, e.lab_own) AS lab
+          FROM ext e LEFT JOIN map_rxnorm rx ON rx.k = e.med_rx
+          LEFT JOIN map_atc atc ON atc.k = e.med_atc LEFT JOIN map_loinc lo ON lo.k = e.loinc)
         """
     )
+    con.execute("DROP TABLE ext")
     con.execute(
         """
         CREATE TEMP VIEW patient_res AS

@@ -118,9 +118,11 @@ def _reference_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
 def _identity_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     """Two different resources of a type with one id would make references ambiguous."""
     rows = con.sql(
-        "SELECT c.rtype, c.rid, count(*) FROM cls c JOIN (SELECT rowid AS rn, json FROM res) x "
-        "ON x.rn = c.n WHERE c.rid IS NOT NULL "
-        "GROUP BY ALL HAVING count(*) > 1 AND count(DISTINCT x.json) > 1 ORDER BY ALL"
+        "WITH twice AS (SELECT rtype, rid FROM cls WHERE rid IS NOT NULL "
+        "  GROUP BY ALL HAVING count(*) > 1) "
+        "SELECT c.rtype, c.rid, count(*) FROM cls c JOIN twice USING (rtype, rid) "
+        "JOIN (SELECT rowid AS rn, coalesce(json, to_json(r)) AS text FROM res) x ON x.rn = c.n "
+        "GROUP BY ALL HAVING count(DISTINCT x.text) > 1 ORDER BY ALL"
     ).fetchall()
     return [
         element_problem(f"{t}/{i}", "id", i, f"is the id of {k} different {t} resources")
@@ -138,9 +140,8 @@ def _model_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     types = ", ".join(f"'{t}'" for t in r4_models.MODEL_CHECKED)
     rows = con.sql(
         f"""WITH firsts AS (
-              SELECT c.rtype, min(c.n) AS first, count(*) AS n FROM cls c
-              JOIN (SELECT rowid AS rn, shape FROM res) x ON x.rn = c.n
-              WHERE c.rtype IN ({types}) GROUP BY c.rtype, x.shape)
+              SELECT rtype, min(n) AS first, count(*) AS n FROM cls
+              WHERE rtype IN ({types}) GROUP BY rtype, shape)
             SELECT f.rtype, c.ref, coalesce(x.json, to_json(x.r)), f.n FROM firsts f
             JOIN cls c ON c.n = f.first
             JOIN (SELECT rowid AS rn, r, json FROM res) x ON x.rn = f.first ORDER BY f.first"""
