@@ -18,6 +18,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -142,12 +143,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
     """Poll until the server answers; fail with its output if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
+            output = log.read_text(errors="replace")
             raise RuntimeError(f"server exited with {process.returncode}:\n{output}")
         try:
             httpx.get(url, timeout=1.0)
@@ -159,24 +160,26 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) ->
 
 @contextmanager
 def running(args: list[str], probe: str, env: dict | None = None) -> Iterator[subprocess.Popen]:
-    """A server process (`args`), up once `probe` answers; stopped (by its pid) on exit."""
-    process = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        wait_until_up(probe, process)
-        yield process
-    finally:
-        process.terminate()
+    """A server process (`args`), up once `probe` answers; stopped (by its pid) on exit.
+
+    Its output goes to a file, not a pipe: an unread pipe fills and stalls the server.
+    """
+    with tempfile.TemporaryDirectory(prefix="dmtwatch-server-") as folder:
+        log = Path(folder) / "output.log"
+        with log.open("w") as sink:
+            process = subprocess.Popen(
+                args, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            wait_until_up(probe, process, log)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 @contextmanager

@@ -371,10 +371,12 @@ def test_cors_preflight_and_responses_allow_browser_clients(service) -> None:
             "Origin": origin,
             "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "authorization,content-type",
+            "Access-Control-Request-Private-Network": "true",
         },
         timeout=10,
     )
     assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-private-network"] == "true"
     assert preflight.headers["access-control-allow-origin"] == "*"
     assert "POST" in preflight.headers["access-control-allow-methods"]
     allowed = preflight.headers["access-control-allow-headers"].lower()

@@ -35,7 +35,13 @@ from dmtwatch.cds.models import (
     Service,
     dump,
 )
-from dmtwatch.cds.patient_data import PREFETCH, DataUnavailable, RequestProblem, gather
+from dmtwatch.cds.patient_data import (
+    PREFETCH,
+    DataUnavailable,
+    RequestProblem,
+    from_prefetch,
+    gather,
+)
 from dmtwatch.cds.patient_data import what_is_missing as _missing
 from dmtwatch.io import InputRejected
 from dmtwatch.model.dataset import Dataset
@@ -165,6 +171,8 @@ def create_app(
         allow_origins=list(cors_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "Accept"],
+        # a browser-based client (the CDS Hooks sandbox) calling a service on localhost
+        allow_private_network=True,
         max_age=600,
     )
 
@@ -194,8 +202,21 @@ def create_app(
         patient_id, as_of = _check_call(call)
         day = as_of or today()
         urls = doc_url(request)
+        known = _known(call, patient_id, day)
+        if known is not None:  # a repeat view: answered here, no thread hop
+            return _json(dump(CardsResponse(cards=card_text.cards(known, day.isoformat(), urls))))
         answer = await run_in_threadpool(_evaluate, call, patient_id, day, urls)
         return _json(dump(answer))
+
+    def _known(call: HookRequest, patient_id: str, day: dt.date) -> list[dict] | None:
+        """Cached findings when the prefetch is complete and was seen before today."""
+        try:
+            got = from_prefetch(call)
+        except RequestProblem as e:
+            raise _Error(400, str(e)) from None
+        if got.missing or got.pages:
+            return None
+        return evaluator.peek(got.resources, patient_id, day)
 
     def _evaluate(call: HookRequest, patient_id: str, day: dt.date, urls) -> CardsResponse:
         try:

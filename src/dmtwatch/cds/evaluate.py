@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,6 +32,8 @@ class Evaluator:
         self.protocols = protocols
         self._cache: OrderedDict[str, Findings] = OrderedDict()
         self._lock = threading.Lock()
+        # cold evaluations at once: one per core (each is CPU-bound DuckDB work)
+        self._slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self.hits = 0
         self.misses = 0
 
@@ -42,8 +45,18 @@ class Evaluator:
         self, resources: list[dict], patient_id: str, as_of: dt.date, read: Callable
     ) -> Findings:
         """`read` turns resources into a Dataset (the FHIR reader); raises InputRejected."""
-        key = _digest(orjson.dumps(resources, option=orjson.OPT_SORT_KEYS), patient_id, as_of)
+        key = _resources_key(resources, patient_id, as_of)
         return self._cached(key, lambda: self._run(read(resources), patient_id, as_of))
+
+    def peek(self, resources: list[dict], patient_id: str, as_of: dt.date) -> Findings | None:
+        """The cached findings for these resources, without evaluating anything."""
+        key = _resources_key(resources, patient_id, as_of)
+        with self._lock:
+            if key not in self._cache:
+                return None
+            self._cache.move_to_end(key)
+            self.hits += 1
+            return self._cache[key]
 
     def from_dataset(self, dataset: Dataset, patient_id: str, as_of: dt.date) -> Findings:
         key = _digest(_dataset_bytes(dataset), patient_id, as_of)
@@ -59,7 +72,8 @@ class Evaluator:
                 self._cache.move_to_end(key)
                 self.hits += 1
                 return self._cache[key]
-        result = compute()  # outside the lock: evaluations of different patients overlap
+        with self._slots:  # outside the lock: evaluations of different patients overlap
+            result = compute()
         with self._lock:
             self.misses += 1
             if self.cache_size > 0:
@@ -67,6 +81,10 @@ class Evaluator:
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return result
+
+
+def _resources_key(resources: list[dict], patient_id: str, as_of: dt.date) -> str:
+    return _digest(orjson.dumps(resources, option=orjson.OPT_SORT_KEYS), patient_id, as_of)
 
 
 def _digest(content: bytes, patient_id: str, as_of: dt.date) -> str:

@@ -1,0 +1,141 @@
+"""CDS Hooks latency: one patient, 4 years of monthly labs (every monitored test), two
+alemtuzumab courses and a relapse without MRI, sent as prefetch to a real `dmtwatch serve`
+process over loopback. Prints p50/p95/max; record them in docs/cds-hooks.md.
+
+    .venv/bin/python benchmarks/cds_latency.py [--requests 200] [--cold 30]
+
+Two workloads: the same record again and again (an EHR calls patient-view on every chart
+view; answered from the results cache after the first), and a record that changes on
+every call (a new result each time: reader and engine run every time). Then the cold
+path in-process, split into reader, engine and its stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import cds_patients as P  # noqa: E402
+from tests.fhir_server import free_port, running  # noqa: E402
+
+SERVICE = "/cds-services/dmtwatch-monitoring"
+TODAY = dt.date.today()
+PID = "bench-1"
+
+
+def record() -> list[dict]:
+    first = TODAY - dt.timedelta(days=4 * 365)
+    second = first + dt.timedelta(days=365)
+    return [
+        P.patient(PID),
+        P.ms(PID, first - dt.timedelta(days=5 * 365)),
+        P.alemtuzumab_course(PID, first),
+        P.alemtuzumab_course(PID, second, days=3),
+        P.relapse(PID, TODAY - dt.timedelta(days=12)),
+        *P.monthly_labs(PID, first - dt.timedelta(days=10), TODAY - dt.timedelta(days=3)),
+    ]
+
+
+def call(resources: list[dict]) -> dict:
+    return {
+        "hook": "patient-view",
+        "hookInstance": "0b6a9c4e-1f0e-4c55-9d2a-3b1f5e7a8c90",
+        "context": {"userId": "Practitioner/bench", "patientId": PID},
+        "prefetch": P.prefetch(resources),
+    }
+
+
+def stats(label: str, times: list[float]) -> None:
+    ms = sorted(t * 1000 for t in times)
+    p95 = ms[max(0, round(0.95 * len(ms)) - 1)]
+    print(
+        f"{label:<34} n={len(ms):<4} p50 {statistics.median(ms):7.1f} ms   "
+        f"p95 {p95:7.1f} ms   max {ms[-1]:7.1f} ms"
+    )
+
+
+def timed_posts(client: httpx.Client, bodies) -> list[float]:
+    out = []
+    for body in bodies:
+        t = time.perf_counter()
+        answer = client.post(SERVICE, json=body)
+        out.append(time.perf_counter() - t)
+        assert answer.status_code == 200, answer.text
+        codes = [c["summary"].split(":")[0] for c in answer.json()["cards"]]
+        assert "CNS-MRI" in codes, codes
+    return out
+
+
+def over_http(n: int, cold: int) -> None:
+    resources = record()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "dmtwatch", "serve", "--port", str(port)]
+    size = len(httpx.Request("POST", base, json=call(resources)).content)
+    print(f"record: {len(resources)} resources, request body {size / 1e6:.2f} MB")
+    with running(args, f"{base}/cds-services"), httpx.Client(base_url=base, timeout=60) as c:
+        timed_posts(c, [call(resources)] * 10)  # warm-up (the first call fills the cache)
+        stats("same record (cache hit)", timed_posts(c, [call(resources)] * n))
+        bodies = []
+        for i in range(cold):
+            extra = P.lab(PID, "tsh", TODAY - dt.timedelta(days=1), 1.5 + i / 1000)
+            bodies.append(call([*resources, extra]))
+        stats("new result each call (cold)", timed_posts(c, bodies))
+
+
+def in_process(repeats: int) -> None:
+    """Where a cold call's time goes: the reader, then the engine's stages."""
+    from dmtwatch.engine.run import _plan_for, _reduce, connect, run_check, run_steps
+    from dmtwatch.fhir.read import read_fhir_resources
+    from dmtwatch.protocols.schema import protocol_names
+
+    resources = record()
+    plan = _plan_for(tuple(protocol_names()))
+    parts: dict[str, list[float]] = {}
+
+    def clock(label: str, started: float) -> float:
+        now = time.perf_counter()
+        parts.setdefault(label, []).append(now - started)
+        return now
+
+    for _ in range(repeats):
+        t = time.perf_counter()
+        dataset = read_fhir_resources(resources).dataset
+        t = clock("reader (read_fhir_resources)", t)
+        run_check(dataset, TODAY)
+        t = clock("engine (run_check)", t)
+        con = connect(dataset, TODAY)
+        t = clock("  connect + register tables", t)
+        run_steps(con, plan.steps)
+        t = clock(f"  {len(plan.steps)} steps", t)
+        found = con.sql(plan.findings_sql).to_arrow_table()
+        evidence = con.sql(plan.evidence_sql).to_arrow_table()
+        t = clock("  findings + evidence queries", t)
+        _reduce(TODAY, found, evidence)
+        clock("  reduce", t)
+    for label, times in parts.items():
+        stats(label, times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--cold", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=10, help="in-process cold runs")
+    a = parser.parse_args()
+    print(f"dmtwatch CDS Hooks latency, {dt.datetime.now():%Y-%m-%d %H:%M}")
+    over_http(a.requests, a.cold)
+    in_process(a.repeats)
+
+
+if __name__ == "__main__":
+    main()
