@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,10 +65,13 @@ def stats(label: str, times: list[float]) -> None:
 
 
 def timed_posts(client: httpx.Client, bodies) -> list[float]:
+    """Bodies are encoded before the clock starts: the EHR's JSON encoding is not ours."""
+    encoded = [orjson.dumps(b) for b in bodies]
+    headers = {"Content-Type": "application/json"}
     out = []
-    for body in bodies:
+    for body in encoded:
         t = time.perf_counter()
-        answer = client.post(SERVICE, json=body)
+        answer = client.post(SERVICE, content=body, headers=headers)
         out.append(time.perf_counter() - t)
         assert answer.status_code == 200, answer.text
         codes = [c["summary"].split(":")[0] for c in answer.json()["cards"]]
