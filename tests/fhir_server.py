@@ -170,6 +170,7 @@ def running(args: list[str], probe: str, env: dict | None = None) -> Iterator[su
             process = subprocess.Popen(
                 args, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
             )
+        process.output = log  # the server's output so far, for a test to read
         try:
             wait_until_up(probe, process, log)
             yield process

@@ -159,11 +159,16 @@ def _serve(args: list[str] = ()):
 
 
 @pytest.fixture(scope="module")
-def service():
-    """`dmtwatch serve` on a free loopback port: its base URL."""
+def served():
+    """`dmtwatch serve` on a free loopback port: its base URL and process."""
     context, base = _serve()
-    with context:
-        yield base
+    with context as process:
+        yield base, process
+
+
+@pytest.fixture(scope="module")
+def service(served) -> str:
+    return served[0]
 
 
 @pytest.fixture(scope="module")
@@ -385,7 +390,8 @@ def test_cors_preflight_and_responses_allow_browser_clients(service) -> None:
     assert discovery.headers["access-control-allow-origin"] == "*"
 
 
-def test_feedback_is_accepted(service) -> None:
+def test_feedback_is_accepted_and_logged(served) -> None:
+    service, process = served
     example = {
         "feedback": [
             {
@@ -397,6 +403,8 @@ def test_feedback_is_accepted(service) -> None:
         ]
     }
     assert _post(service, example, f"{SERVICE}/feedback").status_code == 200
+    logged = process.output.read_text()
+    assert "feedback: card 4e0a3a1e-3283-4575-ab82-028d55fe2719 accepted" in logged
     wrong = _post(service, {"feedback": [{"card": "x", "outcome": "liked"}]}, f"{SERVICE}/feedback")
     assert wrong.status_code == 400 and "outcome" in wrong.json()["error"]
 

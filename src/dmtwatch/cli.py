@@ -467,6 +467,13 @@ def serve(
         except StoreError as e:
             err.print(f"error: {e}", markup=False)
             raise typer.Exit(1) from None
+    import logging
+
+    # the service's own lines (feedback received, records refused) beside uvicorn's
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    logging.getLogger("dmtwatch").addHandler(handler)
+    logging.getLogger("dmtwatch").setLevel(logging.INFO)
     uvicorn.run(create_app(db), host=host, port=port, log_level="info")
 
 

@@ -45,6 +45,7 @@ from dmtwatch.cds.patient_data import (
 from dmtwatch.cds.patient_data import what_is_missing as _missing
 from dmtwatch.io import InputRejected
 from dmtwatch.model.dataset import Dataset
+from dmtwatch.store.errors import StoreError
 
 log = logging.getLogger("dmtwatch.cds")
 
@@ -209,7 +210,7 @@ def create_app(
         return _json(dump(answer))
 
     def _known(call: HookRequest, patient_id: str, day: dt.date) -> list[dict] | None:
-        """Cached findings when the prefetch is complete and was seen before today."""
+        """Cached findings when the prefetch is complete and was evaluated before for `day`."""
         try:
             got = from_prefetch(call)
         except RequestProblem as e:
@@ -229,15 +230,22 @@ def create_app(
             if resources is not None:
                 found = evaluator.from_resources(resources, patient_id, day, read)
             elif "store" in state:
-                found = evaluator.from_dataset(state["store"].dataset(patient_id), patient_id, day)
+                found = evaluator.from_dataset(_stored(patient_id), patient_id, day)
             else:
                 raise _Error(412, _missing(call))
         except InputRejected as e:
             problems = [str(p) for p in e.problems]
-            log.info("patient %s: FHIR record refused (%d problems)", patient_id, len(problems))
+            # the EHR's patient id need not be pseudonymous: it is not logged
+            log.info("a FHIR record was refused (%d problems)", len(problems))
             card = card_text.not_evaluated(problems[:PROBLEMS_SHOWN], len(problems), urls)
             return CardsResponse(cards=[card])
         return CardsResponse(cards=card_text.cards(found, day.isoformat(), urls))
+
+    def _stored(patient_id: str) -> Dataset:
+        try:
+            return state["store"].dataset(patient_id)
+        except StoreError as e:
+            raise _Error(412, f"the clinic's store could not be read: {e}") from None
 
     @app.post(f"/cds-services/{SERVICE_ID}/feedback")
     async def feedback(request: Request) -> Response:
