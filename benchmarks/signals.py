@@ -4,6 +4,10 @@ For each size (synthetic FAERS-like reports, dmtwatch.pv.synth_reports): the gen
 time, then `detect` (PRR, ROR, IC and EBGM for every pair, the GPS prior fitted on all of
 them) with its time by stage and its peak memory, each size in a child process of its own
 so that the peak RSS (VmHWM, native memory included: DuckDB, Arrow, NumPy) is that run's.
+By default the reports are generated as `read_faers` gives FAERS (``--shape sets``: each
+report's drugs and events apart, counted by the sparse product); ``--shape rows`` gives
+the same reports as one long (report, drug, event) table, the shape of a reports CSV,
+counted row by row in DuckDB. Reading FAERS files is not part of the time.
 
 Then, side by side in the same run, on the same 1M-report input written once to Parquet:
 dmtwatch in this environment and vigipy in its own (benchmarks/vigipy_env.sh creates
@@ -14,7 +18,7 @@ compared pair by pair. Record the figures in docs/performance.md.
 
     .venv/bin/python benchmarks/signals.py [--sizes 1000000 5000000 20000000] [--seed 7]
         [--vigipy-size 1000000 | --no-vigipy] [--vigipy-timeout 1200] [--strata sex]
-        [--blas-threads 1]
+        [--shape sets | rows] [--blas-threads 1]
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ STAGES = (
 )
 PARTS = (
     ("dmtwatch.pv.gps", "_minimise"),
+    ("dmtwatch.pv.gps", "_newton"),
     ("dmtwatch.pv.gps", "_mixture_quantiles"),
     ("dmtwatch.pv.gps", "_mixture_quantile"),
 )
@@ -121,19 +126,31 @@ def _detect(reports, strata: list[str] | None) -> dict:
     }
 
 
-def child_synthetic(size: int, seed: int, strata: list[str] | None) -> dict:
-    from dmtwatch.pv.synth_reports import generate_reports
+def child_synthetic(size: int, seed: int, shape: str, strata: list[str] | None) -> dict:
+    import numpy as np
+
+    from dmtwatch.pv.synth_reports import generate_report_sets, generate_reports
 
     t = time.perf_counter()
-    reports = generate_reports(size, seed)
+    if shape == "sets":
+        reports = generate_report_sets(size, seed)
+        per_report = np.bincount(reports.drug_report, minlength=size).astype(np.int64)
+        rows = int(per_report @ np.bincount(reports.event_report, minlength=size))
+        mentions = reports.drug.size + reports.event.size
+        arrays = (reports.drug_report, reports.drug, reports.event_report, reports.event)
+        nbytes = reports.reports.nbytes + sum(a.nbytes for a in arrays)
+    else:
+        reports = generate_reports(size, seed)
+        rows, mentions, nbytes = reports.num_rows, None, reports.nbytes
     gen_s = time.perf_counter() - t
     gen_peak = _status_kib("VmHWM") / 2**20
     out = _detect(reports, strata)
     out.pop("signals")
     return out | {
         "size": size,
-        "rows": reports.num_rows,
-        "table_gib": reports.nbytes / GIB,
+        "rows": rows,
+        "mentions": mentions,
+        "table_gib": nbytes / GIB,
         "gen_s": gen_s,
         "gen_peak_gib": gen_peak,
         "process_peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -254,6 +271,8 @@ def breakdown(r: dict) -> str:
     if "_minimise" in spent:
         seconds, calls = spent["_minimise"]
         extra.append(f"{int(calls)} optimiser runs {_s(seconds)}")
+    if "_newton" in spent:
+        extra.append(f"quasi-Newton polish on all points {_s(spent['_newton'][0])}")
     if "_mixture_quantiles" in spent:
         extra.append(f"EB05/EB95 root-finding {_s(spent['_mixture_quantiles'][0])}")
     elif "_mixture_quantile" in spent:
@@ -262,22 +281,32 @@ def breakdown(r: dict) -> str:
     return "stages: " + " | ".join(parts) + (f" ({'; '.join(extra)})" if extra else "")
 
 
-def scale(sizes: list[int], seed: int, strata: list[str] | None) -> None:
+def scale(sizes: list[int], seed: int, strata: list[str] | None, shape: str) -> None:
     what = f"stratified by {', '.join(strata)}" if strata else "unstratified"
-    print(f"\ndetect on synthetic reports (seed {seed}, {what}); one child process per size")
+    held = (
+        "as drug and event sets (FAERS's shape, sparse count)"
+        if shape == "sets"
+        else "as one long table (a reports CSV's shape, row-wise SQL count)"
+    )
+    print(f"\ndetect on synthetic reports {held} (seed {seed}, {what}); one child process per size")
     print(
         f"{'reports':>12} {'rows':>13} {'pairs':>11} {'generate':>10} {'detect':>9} "
         f"{'peak RSS detect':>16} {'peak RSS all':>13}  {'(input table)':>13}"
     )
     for size in sizes:
         before = load()
-        r = run_child("synthetic", str(size), str(seed), *(strata or []))
+        r = run_child("synthetic", str(size), str(seed), shape, *(strata or []))
         print(
             f"{size:>12,} {r['rows']:>13,} {r['pairs']:>11,} {_s(r['gen_s']):>10} "
             f"{_s(r['detect_s']):>9} {_gib(r['detect_peak_gib']):>16} "
             f"{_gib(r['process_peak_gib']):>13}  {_gib(r['table_gib']):>13}"
         )
         print(f"{'':>12}   {breakdown(r)}")
+        if r["mentions"] is not None:
+            print(
+                f"{'':>12}   input: {r['mentions']:,} drug and event mentions (rows: their "
+                "cross product per report, repeats included)"
+            )
         prior = ", ".join(f"{x:.4g}" for x in r["prior"])
         print(
             f"{'':>12}   prior ({prior}), -logL {r['prior_nll']:,.1f}; generation peak "
@@ -447,6 +476,12 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[1_000_000, 5_000_000, 20_000_000])
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--strata", nargs="*", default=None, help="e.g. sex")
+    parser.add_argument(
+        "--shape",
+        choices=("sets", "rows"),
+        default="sets",
+        help="reports as drug and event sets (FAERS) or as one long table (reports CSV)",
+    )
     parser.add_argument("--vigipy-size", type=int, default=1_000_000)
     parser.add_argument("--no-vigipy", action="store_true")
     parser.add_argument("--vigipy-timeout", type=float, default=1200.0)
@@ -463,7 +498,7 @@ def main() -> None:
     if args.child:
         kind, *rest = args.child
         if kind == "synthetic":
-            out = child_synthetic(int(rest[0]), int(rest[1]), rest[2:] or None)
+            out = child_synthetic(int(rest[0]), int(rest[1]), rest[2], rest[3:] or None)
         elif kind == "write":
             out = child_write(int(rest[0]), int(rest[1]), rest[2])
         else:
@@ -473,7 +508,7 @@ def main() -> None:
 
     header()
     if args.sizes:
-        scale(args.sizes, args.seed, args.strata)
+        scale(args.sizes, args.seed, args.strata, args.shape)
     if not args.no_vigipy:
         versus_vigipy(args.vigipy_size, args.seed, args.vigipy_timeout)
 

@@ -398,11 +398,32 @@ def test_caers_fit_matches_openebgm(caers):
 
 def test_large_table_path_explores_squashed_then_polishes(caers, monkeypatch):
     # above EXPLORE_LIMIT distinct points the starts run on auto-squashed data and the
-    # best is optimised on all points: same optimum as the full multi-start
+    # best is optimised on all points by quasi-Newton steps from the squash's Hessian:
+    # same optimum as the full multi-start
+    n, e = caers.n.to_numpy(), caers.expected.to_numpy()
+    full = fit_prior(n, e)
     monkeypatch.setattr(gps, "EXPLORE_LIMIT", 100)
-    prior = fit_prior(caers.n.to_numpy(), caers.expected.to_numpy())
+    polished = []
+    newton = gps._newton
+
+    def spy(*args, **kwargs):
+        polished.append(newton(*args, **kwargs))
+        return polished[-1]
+
+    monkeypatch.setattr(gps, "_newton", spy)
+    prior = fit_prior(n, e)
+    assert polished and polished[0] is not None  # no fallback to a full L-BFGS-B run
     assert abs(prior.neg_log_likelihood - PUBLISHED_NLL) < 0.01
+    assert prior.neg_log_likelihood == pytest.approx(full.neg_log_likelihood, abs=1e-5)
     assert prior.n_points == 1723 and not prior.squashed
+
+
+def test_newton_polish_declines_a_hessian_that_is_not_positive_definite(caers):
+    n, e = caers.n.to_numpy(), caers.expected.to_numpy()
+    lik = _Likelihood(n, e, np.ones_like(n), 1)
+    u = np.array([np.log(2.0), np.log(0.3), np.log(3.0), np.log(2.5), special.logit(0.2)])
+    bounds = [(np.log(1e-6), np.log(100.0))] * 4 + [(-30.0, 30.0)]
+    assert gps._newton(lik, u, -np.eye(5), bounds) is None
 
 
 def test_likelihood_gradient(caers):
