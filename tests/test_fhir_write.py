@@ -310,9 +310,6 @@ def test_procedure_stop_reason(stopped_procedure: Dataset) -> None:
     assert codings(proc["statusReason"]) == {(codes.STOP_REASON_SYSTEM, "adverse_event")}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the reader does not map Procedure.statusReason to stop_reason yet"
-)
 def test_procedure_stop_reason_round_trip(stopped_procedure: Dataset) -> None:
     read = pytest.importorskip("dmtwatch.fhir.read")
     data = read.read_fhir_resources(resources(stopped_procedure))

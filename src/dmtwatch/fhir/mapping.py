@@ -258,11 +258,13 @@ def table_queries() -> dict[str, str]:
         f"CASE rtype WHEN 'MedicationAdministration' THEN {dosage_admin} "
         f"WHEN 'MedicationStatement' THEN {dosage_stmt} END"
     )
-    reasons = f"flatten(list_transform(from_json(r.statusReason, {_q(STATEMENT_REASON)}), lambda x: x.coding))"
-    stop_reason = (
-        f"CASE WHEN rtype = 'MedicationStatement' THEN "
-        f"list_filter({reasons}, lambda x: x.system = {_q(c.STOP_REASON_SYSTEM)})[1].code END"
+    # a list of concepts in MedicationStatement, one concept in Procedure
+    reasons = (
+        f"CASE rtype WHEN 'MedicationStatement' THEN flatten(list_transform("
+        f"from_json(r.statusReason, {_q(STATEMENT_REASON)}), lambda x: x.coding)) "
+        f"WHEN 'Procedure' THEN from_json(r.statusReason, {_q(CONCEPT)}).coding END"
     )
+    stop_reason = f"list_filter({reasons}, lambda x: x.system = {_q(c.STOP_REASON_SYSTEM)})[1].code"
     start = "coalesce(r.effectivePeriod.start, r.effectiveDateTime, r.performedPeriod.start, r.performedDateTime)"
     end = 'CASE WHEN r.effectivePeriod IS NOT NULL OR r.performedPeriod IS NOT NULL THEN coalesce(r.effectivePeriod."end", r.performedPeriod."end") ELSE coalesce(r.effectiveDateTime, r.performedDateTime) END'
     onset = "coalesce(r.onsetDateTime, r.onsetPeriod.start)"
