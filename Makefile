@@ -24,7 +24,10 @@ demo: setup
 	$(BIN)/dmtwatch check --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --limit 30 --summary
 	$(BIN)/dmtwatch audit --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --format html --out $(DEMO)/audit.html
 	$(BIN)/dmtwatch audit --db sqlite:///$(DEMO)/clinic.db --as-of $(DEMO_AS_OF) --format pdf --out $(DEMO)/audit.pdf
+	$(BIN)/dmtwatch synth --patients 300 --seed 7 --format fhir --out $(DEMO)/fhir
+	$(BIN)/dmtwatch check --fhir $(DEMO)/fhir/ndjson --as-of $(DEMO_AS_OF) --format fhir --out $(DEMO)/findings.fhir.json
 	@echo "The whole worklist as JSON: $(DEMO)/worklist.json"
+	@echo "The same clinic as FHIR R4: $(DEMO)/fhir/ (Bulk NDJSON and Bundles); its findings as DetectedIssue: $(DEMO)/findings.fhir.json"
 	@echo "The outcomes audit: $(DEMO)/audit.html and $(DEMO)/audit.pdf"
 
 lint: setup
