@@ -33,26 +33,28 @@ TODAY = dt.date.today()
 PID = "bench-1"
 
 
-def record() -> list[dict]:
+def record(pid: str = PID) -> list[dict]:
     first = TODAY - dt.timedelta(days=4 * 365)
     second = first + dt.timedelta(days=365)
     return [
-        P.patient(PID),
-        P.ms(PID, first - dt.timedelta(days=5 * 365)),
-        P.alemtuzumab_course(PID, first),
-        P.alemtuzumab_course(PID, second, days=3),
-        P.relapse(PID, TODAY - dt.timedelta(days=12)),
-        *P.monthly_labs(PID, first - dt.timedelta(days=10), TODAY - dt.timedelta(days=3)),
+        P.patient(pid),
+        P.ms(pid, first - dt.timedelta(days=5 * 365)),
+        P.alemtuzumab_course(pid, first),
+        P.alemtuzumab_course(pid, second, days=3),
+        P.relapse(pid, TODAY - dt.timedelta(days=12)),
+        *P.monthly_labs(pid, first - dt.timedelta(days=10), TODAY - dt.timedelta(days=3)),
     ]
 
 
-def call(resources: list[dict]) -> dict:
-    return {
+def call(resources: list[dict] | None, pid: str = PID) -> dict:
+    body = {
         "hook": "patient-view",
         "hookInstance": "0b6a9c4e-1f0e-4c55-9d2a-3b1f5e7a8c90",
-        "context": {"userId": "Practitioner/bench", "patientId": PID},
-        "prefetch": P.prefetch(resources),
+        "context": {"userId": "Practitioner/bench", "patientId": pid},
     }
+    if resources is not None:
+        body["prefetch"] = P.prefetch(resources)
+    return body
 
 
 def stats(label: str, times: list[float]) -> None:
@@ -96,6 +98,41 @@ def over_http(n: int, cold: int) -> None:
         stats("new result each call (cold)", timed_posts(c, bodies))
 
 
+def from_store(n: int, patients: int) -> None:
+    """`serve --db`: no prefetch; each call a different stored patient, every one with 4
+    years of monthly labs, answered from the day's worklist of the whole store."""
+    from dmtwatch.fhir.read import read_fhir_resources
+    from dmtwatch.store import save
+
+    folder = ROOT / "build" / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / f"cds_store_{patients}_{TODAY.isoformat()}.db"
+    ids = [f"bench-{i}" for i in range(patients)]
+    if not db.exists():
+        t = time.perf_counter()
+        resources = [r for pid in ids for r in record(pid)]
+        save(read_fhir_resources(resources).dataset, f"sqlite:///{db}")
+        print(f"store: {patients} patients, {len(resources):,} resources, "
+              f"made in {time.perf_counter() - t:.1f} s")  # fmt: skip
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = [
+        sys.executable,
+        "-m",
+        "dmtwatch",
+        "serve",
+        "--port",
+        str(port),
+        "--db",
+        f"sqlite:///{db}",
+    ]
+    t = time.perf_counter()
+    with running(args, f"{base}/cds-services"), httpx.Client(base_url=base, timeout=60) as c:
+        print(f"service up with the day's worklist in {time.perf_counter() - t:.1f} s")
+        bodies = [call(None, ids[i % patients]) for i in range(n)]
+        stats("store, a different patient each call", timed_posts(c, bodies))
+
+
 def in_process(repeats: int) -> None:
     """Where a cold call's time goes: the reader, then the engine's stages."""
     from dmtwatch.engine.run import _plan_for, _reduce, connect, run_check, run_steps
@@ -135,9 +172,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--cold", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=10, help="in-process cold runs")
+    parser.add_argument("--store-patients", type=int, default=1000, help="patients in the store")
     a = parser.parse_args()
     print(f"dmtwatch CDS Hooks latency, {dt.datetime.now():%Y-%m-%d %H:%M}")
     over_http(a.requests, a.cold)
+    from_store(a.requests, a.store_patients)
     in_process(a.repeats)
 
 

@@ -432,6 +432,22 @@ def test_serve_db_answers_from_the_store_and_replays_an_earlier_day(tmp_path, re
         assert _post(base, replay).json() == {"cards": []}, "the relapse is later than as-of"
 
 
+def test_serve_db_worklist_follows_an_import_made_while_serving(tmp_path, records) -> None:
+    """Chart views are answered from the day's worklist of the whole store; an import
+    while the service runs must show at the next view, not after the worklist's age."""
+    from dmtwatch.fhir.read import read_fhir_resources
+    from dmtwatch.store import save
+
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    save(read_fhir_resources(records["quiet"]).dataset, url)
+    context, base = _serve(["--db", url])
+    with context:
+        assert _post(base, _call("cds-relapse")).json() == {"cards": []}, "not stored yet"
+        save(read_fhir_resources(records["relapse"]).dataset, url)
+        _the_mri_card(_post(base, _call("cds-relapse")), "cds-relapse")
+        assert _post(base, _call("cds-quiet")).json() == {"cards": []}
+
+
 def test_serve_refuses_a_database_that_is_not_a_store(tmp_path) -> None:
     import subprocess
 

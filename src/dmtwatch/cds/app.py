@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -154,11 +155,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if db is not None:
+            from dmtwatch.cds.daily_worklist import DailyWorklist
             from dmtwatch.cds.store_source import PatientStore
 
             state["store"] = PatientStore(db)
+            state["worklist"] = DailyWorklist(db, state["store"].engine)
         if warm:
             await run_in_threadpool(evaluator.warm)
+            if "worklist" in state:  # today's worklist, before the first chart is opened
+                await run_in_threadpool(state["worklist"].findings, "", today())
         try:
             yield
         finally:
@@ -229,7 +234,9 @@ def create_app(
         try:
             if resources is not None:
                 found = evaluator.from_resources(resources, patient_id, day, read)
-            elif "store" in state:
+            elif "store" in state and day == today():
+                found = _from_worklist(patient_id, day)
+            elif "store" in state:  # a replay of another day: this patient alone
                 found = evaluator.from_dataset(_stored(patient_id), patient_id, day)
             else:
                 raise _Error(412, _missing(call))
@@ -240,6 +247,12 @@ def create_app(
             card = card_text.not_evaluated(problems[:PROBLEMS_SHOWN], len(problems), urls)
             return CardsResponse(cards=[card])
         return CardsResponse(cards=card_text.cards(found, day.isoformat(), urls))
+
+    def _from_worklist(patient_id: str, day: dt.date) -> list[dict]:
+        try:
+            return state["worklist"].findings(patient_id, day)
+        except (StoreError, SQLAlchemyError) as e:
+            raise _Error(412, f"the clinic's store could not be read: {type(e).__name__}") from None
 
     def _stored(patient_id: str) -> Dataset:
         try:
