@@ -330,6 +330,16 @@ def test_broken_reference_is_rejected_naming_the_resource() -> None:
     ), problems
 
 
+def test_patient_without_id_and_resource_without_subject() -> None:
+    nameless = {k: v for k, v in patient().items() if k != "id"}
+    orphan = {k: v for k, v in lab("o3", "731-0", 1.0, "10*9/L").items() if k != "subject"}
+    problems = rejected([patient(), nameless, orphan])
+    assert any("element id" in p and "needs an id" in p for p in problems), problems
+    assert any(
+        "Observation/o3, element subject" in p and "names its patient" in p for p in problems
+    )
+
+
 def test_missing_ucum_unit_is_rejected_naming_the_resource() -> None:
     problems = rejected([patient(), lab("o7", "731-0", 1.0, None)])
     assert any("Observation/o7" in p and "valueQuantity" in p for p in problems), problems

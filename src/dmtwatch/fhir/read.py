@@ -91,25 +91,19 @@ def _read(con: duckdb.DuckDBPyConnection, problems: list[Problem]) -> FhirData:
 
 def _reference_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     rows = con.sql(
-        "SELECT ref, subject_ref FROM used WHERE patient_id IS NULL ORDER BY n"
+        "SELECT rtype, ref, subject_ref FROM used WHERE patient_id IS NULL ORDER BY n"
     ).fetchall()
-    out = [
-        element_problem(
-            ref, "subject.reference", subject, "does not resolve to a Patient in the input"
-        )
-        for ref, subject in rows
-        if subject is not None
-    ]
-    out += [
-        element_problem(
-            ref,
-            "subject",
-            None,
-            "is missing: every resource dmtwatch reads names its patient",
-        )
-        for ref, subject in rows
-        if subject is None
-    ]
+    out = []
+    for rtype, ref, subject in rows:
+        if rtype == "Patient":
+            why = "is missing: a Patient needs an id, the patient_id of every table"
+            out.append(element_problem(ref, "id", None, why))
+        elif subject is None:
+            why = "is missing: every resource dmtwatch reads names its patient"
+            out.append(element_problem(ref, "subject", None, why))
+        else:
+            why = "does not resolve to a Patient in the input"
+            out.append(element_problem(ref, "subject.reference", subject, why))
     if not con.sql("SELECT 1 FROM cls WHERE rtype = 'Patient' LIMIT 1").fetchall():
         out.append(element_problem("input", None, None, "holds no Patient resource"))
     return out
