@@ -36,7 +36,6 @@ def count_pairs(
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = false")
     con.register("reports", reports)
-    s_cols = ", ".join(f'"{s}"' for s in strata)
     con.execute(
         "CREATE TEMP TABLE rde AS SELECT DISTINCT report_id, drug, event FROM reports "
         "WHERE report_id IS NOT NULL AND drug IS NOT NULL AND event IS NOT NULL"
@@ -77,7 +76,6 @@ def count_pairs(
     else:
         expected = f"d.n_drug::DOUBLE * e.n_event / {n_total}"
         join = ""
-    del s_cols
     table = con.sql(
         f"""
         SELECT p.drug, p.event, p.n, d.n_drug, e.n_event, {n_total}::BIGINT AS n_total,
