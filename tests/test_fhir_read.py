@@ -163,6 +163,7 @@ def test_daily_alemtuzumab_administrations_merge_into_numbered_courses() -> None
     ]
     # every administration stays traceable to its course
     prov = [p for p in data.provenance.to_pylist() if p["table"] == "treatments"]
+    assert {p["drug"] for p in prov} == {"alemtuzumab"}
     assert sorted(p["ref"] for p in prov if p["date"] == dt.date(2015, 3, 2)) == [
         f"MedicationAdministration/a{i}" for i in range(2, 7)
     ]

@@ -481,7 +481,7 @@ def provenance_of(dataset: Dataset) -> pa.Table:
         kind = r["resourceType"]
         if kind == "Patient":
             continue
-        table, date, test = None, None, None
+        table, date, test, drug = None, None, None, None
         if kind == "Observation":
             date = r["effectiveDateTime"]
             code = r["code"]["coding"][0]["code"]
@@ -491,15 +491,17 @@ def provenance_of(dataset: Dataset) -> pa.Table:
             table, date = "relapses", r["onsetDateTime"]
         elif kind in ("MedicationAdministration", "MedicationStatement"):
             table, date = "treatments", r["effectivePeriod"]["start"]
+            drug = r["medicationCodeableConcept"]["text"]
         elif kind == "Procedure":
             table, date = "treatments", r["performedPeriod"]["start"]
+            drug = r["code"]["coding"][0]["code"]
         elif kind == "AdverseEvent":
             table, date = "adverse_events", r["date"]
         if table:
             rows.append(
-                (table, patient_of(r), dt.date.fromisoformat(date), test, f"{kind}/{r['id']}")
+                (table, patient_of(r), dt.date.fromisoformat(date), test, drug, f"{kind}/{r['id']}")
             )
-    names = ("table", "patient_id", "date", "test", "ref")
+    names = ("table", "patient_id", "date", "test", "drug", "ref")
     columns = list(zip(*rows, strict=True))
     return pa.table(
         {
@@ -554,13 +556,14 @@ def test_detected_issues_point_at_the_resources_behind_them(clinic: Dataset, fin
     overdue = [i for i in issues if i["code"]["coding"][0]["code"] == "MON-OVERDUE"]
     assert overdue, "the synthetic clinic should have an overdue test"
     for issue in overdue:
-        drugs = {
-            c["code"]
-            for r in issue["implicated"]
-            for c in written[r["reference"]]["medicationCodeableConcept"]["coding"]
-            if c["system"] == codes.DRUG_SYSTEM
-        }
-        assert "alemtuzumab" in drugs or "natalizumab" in drugs
+        for r in issue["implicated"]:
+            (drug,) = {
+                c["code"]
+                for c in written[r["reference"]]["medicationCodeableConcept"]["coding"]
+                if c["system"] == codes.DRUG_SYSTEM
+            }
+            # the therapy the evidence names, not another started the same day
+            assert drug == r["display"].split()[0] and drug in ("alemtuzumab", "natalizumab")
         assert "evidence" not in issue
     for issue in issues:
         for r in issue.get("implicated", []) + [

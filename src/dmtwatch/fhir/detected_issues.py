@@ -38,8 +38,8 @@ def evidence_refs(result: Findings, provenance: pa.Table) -> dict[Key, list[dict
 
     Evidence rows join provenance on table, patient and date; a lab row also on its test
     (the evidence `item`, which names the result's test). A treatment row is dated by a
-    course's first or last day, provenance by its first: it points at the treatment(s)
-    started last on or before its date.
+    course's first or last day, provenance by its first: it points at the treatment(s) of
+    its drug (the first word of its `item`) started last on or before its date.
     """
     con = duckdb.connect()
     try:
@@ -68,10 +68,11 @@ WITH ev AS (
          CASE WHEN "table" = 'labs'
               THEN coalesce((SELECT name FROM tests WHERE name = item), test) END AS lab_test
   FROM evidence),
-started AS (SELECT DISTINCT patient_id, date FROM provenance WHERE "table" = 'treatments'),
+started AS (SELECT DISTINCT patient_id, drug, date FROM provenance WHERE "table" = 'treatments'),
 course AS (
-  SELECT ev.n, s.date AS start FROM ev
-  ASOF JOIN started s ON ev.patient_id = s.patient_id AND ev.date >= s.date
+  SELECT ev.n, s.drug, s.date AS start FROM ev
+  ASOF JOIN started s ON ev.patient_id = s.patient_id
+   AND split_part(ev.item, ' ', 1) = s.drug AND ev.date >= s.date
   WHERE ev."table" = 'treatments'),
 matched AS (
   SELECT ev.*, p.ref FROM ev JOIN provenance p
@@ -81,7 +82,8 @@ matched AS (
   UNION ALL
   SELECT ev.*, p.ref FROM ev JOIN course c ON c.n = ev.n
   JOIN provenance p
-    ON p."table" = 'treatments' AND p.patient_id = ev.patient_id AND p.date = c.start)
+    ON p."table" = 'treatments' AND p.patient_id = ev.patient_id AND p.drug = c.drug
+   AND p.date = c.start)
 SELECT code, patient_id, test, ref, item, value, date FROM matched
 ORDER BY code, patient_id, test, date, n, ref
 """

@@ -33,6 +33,7 @@ PROVENANCE = pa.schema(
         ("patient_id", pa.string()),
         ("date", pa.date32()),
         ("test", pa.string()),
+        ("drug", pa.string()),
         ("ref", pa.string()),
     ]
 )
@@ -44,7 +45,8 @@ class FhirData:
 
     dataset: Dataset
     warnings: list[Problem] = field(default_factory=list)
-    # table, patient_id, date, test (labs), ref ("Observation/abc"): one row per resource
+    # table, patient_id, date, test (labs), drug (treatments), ref ("Observation/abc"):
+    # one row per resource
     provenance: pa.Table = field(default_factory=PROVENANCE.empty_table)
     resources: dict[str, int] = field(default_factory=dict)  # resources read, by type
 
@@ -299,10 +301,11 @@ def _provenance(con: duckdb.DuckDBPyConnection) -> pa.Table:
     parts = []
     for name, date in EVENT_DATE.items():
         test = "t.v" if name == "labs" else "NULL"
+        drug = "r.drug" if name == "treatments" else "NULL"
         join = "LEFT JOIN prov_tests t ON t.k = lower(r.test)" if name == "labs" else ""
         ref = "unnest(r.refs)" if name == "treatments" else "r.ref"
         parts.append(
             f"SELECT '{name}' AS \"table\", r.patient_id, try_cast(r.{date} AS DATE) AS date, "
-            f"{test} AS test, {ref} AS ref FROM raw_{name} r {join}"
+            f"{test} AS test, {drug} AS drug, {ref} AS ref FROM raw_{name} r {join}"
         )
     return con.sql(" UNION ALL ".join(parts)).to_arrow_table().cast(PROVENANCE)
