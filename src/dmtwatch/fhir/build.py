@@ -230,16 +230,21 @@ def lab_code(test: str) -> dict:
     return {"coding": [coding(system, code, spec.name)], "text": test}
 
 
-def lab(row: Row, rid: str) -> Resource:
-    out: Resource = {
+def _observation(row: Row, rid: str, kind: str, code: dict) -> Resource:
+    """What every Observation we write has: final, its category and code, patient, date."""
+    return {
         "resourceType": "Observation",
         "id": rid,
         "status": "final",
-        "category": category("laboratory"),
-        "code": lab_code(row["test"]),
+        "category": category(kind),
+        "code": code,
         "subject": subject(row["patient_id"]),
         "effectiveDateTime": row["date"],
     }
+
+
+def lab(row: Row, rid: str) -> Resource:
+    out = _observation(row, rid, "laboratory", lab_code(row["test"]))
     unit = row["unit"]
     if row["value"] is not None:
         out["valueQuantity"] = quantity(row["value"], unit)
@@ -261,15 +266,8 @@ def _component(code: str, key: str, value: object) -> dict:
 
 
 def mri(row: Row, rid: str) -> Resource:
-    out: Resource = {
-        "resourceType": "Observation",
-        "id": rid,
-        "status": "final",
-        "category": category("imaging"),
-        "code": concept(codes.OBSERVATION_SYSTEM, codes.MRI_CODE, "MRI lesion counts"),
-        "subject": subject(row["patient_id"]),
-        "effectiveDateTime": row["date"],
-    }
+    code = concept(codes.OBSERVATION_SYSTEM, codes.MRI_CODE, "MRI lesion counts")
+    out = _observation(row, rid, "imaging", code)
     if row["region"] is not None:
         region = row["region"]
         out["bodySite"] = concept(
@@ -287,18 +285,8 @@ def mri(row: Row, rid: str) -> Resource:
 
 
 def edss(row: Row, rid: str) -> Resource:
-    return {
-        "resourceType": "Observation",
-        "id": rid,
-        "status": "final",
-        "category": category("exam"),
-        "code": concept(
-            codes.OBSERVATION_SYSTEM, codes.EDSS_CODE, "Expanded Disability Status Scale"
-        ),
-        "subject": subject(row["patient_id"]),
-        "effectiveDateTime": row["date"],
-        "valueQuantity": {"value": row["score"]},
-    }
+    code = concept(codes.OBSERVATION_SYSTEM, codes.EDSS_CODE, "Expanded Disability Status Scale")
+    return _observation(row, rid, "exam", code) | {"valueQuantity": {"value": row["score"]}}
 
 
 # --- adverse events ---------------------------------------------------------------------
