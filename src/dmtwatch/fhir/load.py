@@ -17,13 +17,10 @@ import pyarrow as pa
 
 from dmtwatch.fhir.structure import ndjson_columns, presence_signature, sql_type, structure
 from dmtwatch.io.problems import Problem, element_problem
+from dmtwatch.io.validate import q
 
 BUNDLE_TYPES = ("collection", "transaction", "batch-response", "searchset")
 _BUNDLE = '{"resourceType": "VARCHAR", "type": "VARCHAR", "entry": [{"fullUrl": "VARCHAR", "resource": "JSON"}]}'
-
-
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def load_files(con: duckdb.DuckDBPyConnection, path: Path) -> list[Problem]:
@@ -69,7 +66,7 @@ def _insert(con: duckdb.DuckDBPyConnection, src: str, full_url: str, json: str, 
     """Parse and append resources. `shape` (type and top-level elements) lets the R4
     model checks see one resource per distinct shape instead of millions of Observations."""
     con.execute(
-        f"INSERT INTO res SELECT {src}, {full_url}, from_json(js, {_q(structure())}), js, "
+        f"INSERT INTO res SELECT {src}, {full_url}, from_json(js, {q(structure())}), js, "
         f"hash(js->>'$.resourceType', json_keys(js)) "
         f"FROM (SELECT *, CAST({json} AS VARCHAR) AS js FROM {frm})"
     )
@@ -79,7 +76,7 @@ def _load_ndjson(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
     if _load_observations(con, file):
         return []
     try:
-        _insert(con, _q(file.name), "NULL", "json", f"read_ndjson_objects({_q(str(file))})")
+        _insert(con, q(file.name), "NULL", "json", f"read_ndjson_objects({q(str(file))})")
         return []
     except duckdb.Error:
         pass
@@ -106,11 +103,11 @@ def _load_observations(con: duckdb.DuckDBPyConnection, file: Path) -> bool:
     """
     if not _first_is_observation(file):
         return False
-    src = _q(file.name)
+    src = q(file.name)
     try:
         con.execute(
             f"INSERT INTO res SELECT {src}, NULL, t, NULL, {presence_signature('t')} "
-            f"FROM read_ndjson({_q(str(file))}, columns={ndjson_columns()}) t"
+            f"FROM read_ndjson({q(str(file))}, columns={ndjson_columns()}) t"
         )
     except duckdb.Error:
         return False
@@ -139,8 +136,8 @@ def _load_bundle(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
     size = max(file.stat().st_size + 1, 16 * 1024 * 1024)
     try:
         head = con.sql(
-            f"SELECT b.resourceType, b.type FROM (SELECT from_json(json, {_q(_BUNDLE)}) b "
-            f"FROM read_json_objects({_q(str(file))}, maximum_object_size={size}))"
+            f"SELECT b.resourceType, b.type FROM (SELECT from_json(json, {q(_BUNDLE)}) b "
+            f"FROM read_json_objects({q(str(file))}, maximum_object_size={size}))"
         ).fetchall()
     except duckdb.Error as e:
         return [element_problem(file.name, None, None, f"is not JSON ({str(e).splitlines()[0]})")]
@@ -158,11 +155,11 @@ def _load_bundle(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
         ]
     _insert(
         con,
-        _q(file.name),
+        q(file.name),
         "e.fullUrl",
         "e.resource",
-        f"(SELECT unnest(from_json(json, {_q(_BUNDLE)}).entry) e "
-        f"FROM read_json_objects({_q(str(file))}, maximum_object_size={size})) "
+        f"(SELECT unnest(from_json(json, {q(_BUNDLE)}).entry) e "
+        f"FROM read_json_objects({q(str(file))}, maximum_object_size={size})) "
         "WHERE e.resource IS NOT NULL",
     )
     return []

@@ -19,7 +19,13 @@ import pyarrow as pa
 from dmtwatch.fhir import r4_models
 from dmtwatch.fhir.codes import COURSE_DRUG
 from dmtwatch.fhir.load import load_files, load_resources
-from dmtwatch.fhir.mapping import ELEMENTS, classify, register_code_tables, table_queries
+from dmtwatch.fhir.mapping import (
+    ELEMENTS,
+    classify,
+    in_list,
+    register_code_tables,
+    table_queries,
+)
 from dmtwatch.io.problems import InputRejected, Problem, element_problem
 from dmtwatch.io.tabular import ROW, RawTable
 from dmtwatch.io.validate import validate
@@ -135,11 +141,11 @@ def _model_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     add is structure (an element R4 lacks, an R5 shape), which is the same for every
     resource of one shape. One pydantic object per Observation would cost minutes.
     """
-    types = ", ".join(f"'{t}'" for t in r4_models.MODEL_CHECKED)
+    types = in_list(r4_models.MODEL_CHECKED)
     rows = con.sql(
         f"""WITH firsts AS (
               SELECT rtype, min(n) AS first, count(*) AS n FROM cls
-              WHERE rtype IN ({types}) GROUP BY rtype, shape)
+              WHERE rtype IN {types} GROUP BY rtype, shape)
             SELECT f.rtype, c.ref, coalesce(x.json, to_json(x.r)), f.n FROM firsts f
             JOIN cls c ON c.n = f.first
             JOIN (SELECT rowid AS rn, r, json FROM res) x ON x.rn = f.first ORDER BY f.first"""
@@ -161,10 +167,10 @@ def _also(problem: Problem, others: int) -> Problem:
 def _unused_warnings(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     """What we read but did not use: by type, by code (with an example), by status."""
     out: list[Problem] = []
-    mapped = ", ".join(f"'{t}'" for t in ("Observation", *r4_models.MODEL_CHECKED))
+    mapped = in_list(r4_models.MODEL_CHECKED)  # the types we map
     for rtype, n, example in con.sql(
         f"SELECT coalesce(rtype, '(no resourceType)'), count(*), min(ref) FROM cls "
-        f"WHERE rtype IS NULL OR rtype NOT IN ({mapped}) GROUP BY ALL ORDER BY ALL"
+        f"WHERE rtype IS NULL OR rtype NOT IN {mapped} GROUP BY ALL ORDER BY ALL"
     ).fetchall():
         out.append(
             element_problem(
@@ -183,7 +189,7 @@ def _unused_warnings(con: duckdb.DuckDBPyConnection) -> list[Problem]:
         f"""SELECT rtype, ({code}).coding[1].system, coalesce(({code}).coding[1].code, '(none)'),
                    coalesce(({code}).coding[1].display, ({code}).text), count(*), min(ref)
             FROM cls JOIN (SELECT rowid AS rn, r FROM res) x ON x.rn = cls.n
-            WHERE target IS NULL AND rtype IN ({mapped}) GROUP BY ALL ORDER BY ALL"""
+            WHERE target IS NULL AND rtype IN {mapped} GROUP BY ALL ORDER BY ALL"""
     ).fetchall():
         element = "medicationCodeableConcept" if rtype.startswith("Medication") else "code"
         shown = f"{system}|{value}" if system else value
