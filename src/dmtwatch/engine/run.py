@@ -14,6 +14,7 @@ import duckdb
 import ibis
 import pyarrow as pa
 
+from dmtwatch import duck
 from dmtwatch.engine import plan_cache
 from dmtwatch.engine.clinical import imaging_findings, infusion_proximity, relapse_imaging
 from dmtwatch.engine.context import Context, Step
@@ -26,6 +27,11 @@ from dmtwatch.protocols.schema import SEVERITY_ORDER, Protocol, load_protocol, p
 
 # Codes whose findings are kept per test, not per patient (contract section 4).
 PER_TEST_CODES = ("MON-OVERDUE", "MON-BASELINE")
+
+# Up to this many input rows (a few patients' records, as in a CDS Hooks call) DuckDB's
+# optimizer costs more than it saves: planning the plan's ~30 statements is most of the
+# run time (docs/cds-hooks.md). Results do not depend on it.
+SMALL_INPUT_ROWS = 5_000
 
 
 @dataclass
@@ -88,17 +94,18 @@ def _plan_for(protocol_ids: tuple[str, ...], kinds: tuple = RULE_KINDS) -> Plan:
     return plan
 
 
-def connect(dataset: Dataset, as_of: dt.date) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection where compiled plans run: `in_<table>` cut at as-of, `params`."""
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
+def connect(
+    dataset: Dataset, as_of: dt.date, *, optimize: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB cursor where compiled plans run: `in_<table>` cut at as-of, `params`."""
+    con = duck.cursor(optimize=optimize)
     con.execute("CREATE TEMP TABLE params AS SELECT ?::DATE AS as_of", [as_of])
     for name, arrow in dataset.tables.items():
         con.register(f"src_{name}", arrow)
         cut = (
             f" WHERE {EVENT_DATE[name]} <= (SELECT as_of FROM params)" if name in EVENT_DATE else ""
         )
-        con.execute(f"CREATE VIEW in_{name} AS SELECT * FROM src_{name}{cut}")
+        con.execute(f"CREATE TEMP VIEW in_{name} AS SELECT * FROM src_{name}{cut}")
     return con
 
 
@@ -112,22 +119,24 @@ def run_check(
 ) -> Findings:
     """Findings for the whole cohort as of a date (nothing dated later is used)."""
     plan = _plan_for(tuple(protocols or protocol_names()), kinds)
-    con = connect(dataset, as_of)
-    run_steps(con, plan.steps)
-    found = con.sql(plan.findings_sql).to_arrow_table()
-    evidence = con.sql(plan.evidence_sql).to_arrow_table()
-    return _reduce(as_of, found, evidence)
+    small = sum(t.num_rows for t in dataset.tables.values()) <= SMALL_INPUT_ROWS
+    con = connect(dataset, as_of, optimize=not small)
+    try:
+        run_steps(con, plan.steps)
+        con.execute(f"CREATE TEMP TABLE found AS {plan.findings_sql}")
+        con.execute(f"CREATE TEMP TABLE evidence AS {plan.evidence_sql}")
+        return _reduce(con, as_of)
+    finally:
+        con.close()
 
 
-def _reduce(as_of: dt.date, found: pa.Table, evidence: pa.Table) -> Findings:
-    con = duckdb.connect()
-    con.register("found", found)
-    con.register("evidence", evidence)
+def _reduce(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Findings:
+    """The most severe (then latest) finding per patient and code, and the rows behind it."""
     rank = " ".join(f"WHEN '{s}' THEN {i}" for s, i in SEVERITY_ORDER.items())
     per_test = ", ".join(f"'{c}'" for c in PER_TEST_CODES)
     con.execute(
         f"""
-        CREATE TABLE kept AS
+        CREATE TEMP TABLE kept AS
         SELECT * EXCLUDE (rn, key_test, sev) FROM (
           SELECT *, CASE WHEN code IN ({per_test}) THEN test ELSE '' END AS key_test,
                  CASE severity {rank} END AS sev,

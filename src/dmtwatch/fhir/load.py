@@ -57,7 +57,7 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
     """`json` keeps the text of resources read on the general path (for the R4 model
     checks); `shape` groups resources for those checks."""
     con.execute(
-        "CREATE TABLE IF NOT EXISTS res (src VARCHAR, full_url VARCHAR, "
+        "CREATE TEMP TABLE IF NOT EXISTS res (src VARCHAR, full_url VARCHAR, "
         f"r {sql_type()}, json VARCHAR, shape UBIGINT)"
     )
 
@@ -111,7 +111,7 @@ def _load_observations(con: duckdb.DuckDBPyConnection, file: Path) -> bool:
         )
     except duckdb.Error:
         return False
-    others = con.sql(
+    others = con.execute(
         f"SELECT count(*) FROM res WHERE src = {src} AND json IS NULL "
         "AND r.resourceType IS DISTINCT FROM 'Observation'"
     ).fetchall()[0][0]
@@ -135,7 +135,7 @@ def _first_is_observation(file: Path) -> bool:
 def _load_bundle(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
     size = max(file.stat().st_size + 1, 16 * 1024 * 1024)
     try:
-        head = con.sql(
+        head = con.execute(
             f"SELECT b.resourceType, b.type FROM (SELECT from_json(json, {q(_BUNDLE)}) b "
             f"FROM read_json_objects({q(str(file))}, maximum_object_size={size}))"
         ).fetchall()

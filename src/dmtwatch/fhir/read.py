@@ -10,12 +10,14 @@ counted and reported as warnings, never dropped silently.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from dmtwatch import duck
 from dmtwatch.fhir import r4_models
 from dmtwatch.fhir.codes import COURSE_DRUG
 from dmtwatch.fhir.load import load_files, load_resources
@@ -59,22 +61,14 @@ class FhirData:
 
 def read_fhir(path: Path | str) -> FhirData:
     """A Bundle (.json), an NDJSON file, or a folder of Bulk Data *.ndjson / Bundle files."""
-    con = _connect()
-    problems = load_files(con, Path(path))
-    return _read(con, problems)
+    with closing(duck.cursor()) as con:
+        return _read(con, load_files(con, Path(path)))
 
 
 def read_fhir_resources(resources: Iterable[dict]) -> FhirData:
     """Resources already in memory: a CDS Hooks prefetch, a FHIR server's search results."""
-    con = _connect()
-    problems = load_resources(con, resources)
-    return _read(con, problems)
-
-
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET preserve_insertion_order = false")
-    return con
+    with closing(duck.cursor()) as con:
+        return _read(con, load_resources(con, resources))
 
 
 def _read(con: duckdb.DuckDBPyConnection, problems: list[Problem]) -> FhirData:
@@ -93,14 +87,16 @@ def _read(con: duckdb.DuckDBPyConnection, problems: list[Problem]) -> FhirData:
         raise InputRejected(problems) from None
     if any(p.level == "error" for p in problems):
         raise InputRejected(problems)
-    counts = dict(con.sql("SELECT coalesce(rtype, '?'), count(*) FROM cls GROUP BY ALL").fetchall())
+    counts = dict(
+        con.execute("SELECT coalesce(rtype, '?'), count(*) FROM cls GROUP BY ALL").fetchall()
+    )
     return FhirData(
         dataset, warnings + [_locate(p, refs) for p in found], _provenance(con, raws), counts
     )
 
 
 def _reference_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
-    rows = con.sql(
+    rows = con.execute(
         "SELECT rtype, ref, subject_ref FROM used WHERE patient_id IS NULL ORDER BY n"
     ).fetchall()
     out = []
@@ -114,14 +110,14 @@ def _reference_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
         else:
             why = "does not resolve to a Patient in the input"
             out.append(element_problem(ref, "subject.reference", subject, why))
-    if not con.sql("SELECT 1 FROM cls WHERE rtype = 'Patient' LIMIT 1").fetchall():
+    if not con.execute("SELECT 1 FROM cls WHERE rtype = 'Patient' LIMIT 1").fetchall():
         out.append(element_problem("input", None, None, "holds no Patient resource"))
     return out
 
 
 def _identity_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     """Two different resources of a type with one id would make references ambiguous."""
-    rows = con.sql(
+    rows = con.execute(
         "WITH twice AS (SELECT rtype, rid FROM cls WHERE rid IS NOT NULL "
         "  GROUP BY ALL HAVING count(*) > 1) "
         "SELECT c.rtype, c.rid, count(*) FROM cls c JOIN twice USING (rtype, rid) "
@@ -142,7 +138,7 @@ def _model_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     resource of one shape. One pydantic object per Observation would cost minutes.
     """
     types = in_list(r4_models.MODEL_CHECKED)
-    rows = con.sql(
+    rows = con.execute(
         f"""WITH firsts AS (
               SELECT rtype, min(n) AS first, count(*) AS n FROM cls
               WHERE rtype IN {types} GROUP BY rtype, shape)
@@ -168,7 +164,7 @@ def _unused_warnings(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     """What we read but did not use: by type, by code (with an example), by status."""
     out: list[Problem] = []
     mapped = in_list(r4_models.MODEL_CHECKED)  # the types we map
-    for rtype, n, example in con.sql(
+    for rtype, n, example in con.execute(
         f"SELECT coalesce(rtype, '(no resourceType)'), count(*), min(ref) FROM cls "
         f"WHERE rtype IS NULL OR rtype NOT IN {mapped} GROUP BY ALL ORDER BY ALL"
     ).fetchall():
@@ -185,7 +181,7 @@ def _unused_warnings(con: duckdb.DuckDBPyConnection) -> list[Problem]:
         "CASE WHEN rtype IN ('MedicationAdministration', 'MedicationStatement') "
         "THEN x.r.medicationCodeableConcept ELSE x.r.code END"
     )
-    for rtype, system, value, display, n, example in con.sql(
+    for rtype, system, value, display, n, example in con.execute(
         f"""SELECT rtype, ({code}).coding[1].system, coalesce(({code}).coding[1].code, '(none)'),
                    coalesce(({code}).coding[1].display, ({code}).text), count(*), min(ref)
             FROM cls JOIN (SELECT rowid AS rn, r FROM res) x ON x.rn = cls.n
@@ -204,7 +200,7 @@ def _unused_warnings(con: duckdb.DuckDBPyConnection) -> list[Problem]:
                 "warning",
             )
         )
-    for rtype, status, n, example in con.sql(
+    for rtype, status, n, example in con.execute(
         "SELECT rtype, coalesce(status, actuality, verification), count(*), min(ref) "
         "FROM cls WHERE skip GROUP BY ALL ORDER BY ALL"
     ).fetchall():
@@ -223,7 +219,7 @@ def _unused_warnings(con: duckdb.DuckDBPyConnection) -> list[Problem]:
 def _raw_tables(con: duckdb.DuckDBPyConnection) -> dict[str, RawTable]:
     """The contract's tables as text, for the validator; a table with no resource is left
     out (the Dataset has it empty), which spares one patient's record ~10 statements."""
-    present = {t for (t,) in con.sql("SELECT DISTINCT target FROM usable").fetchall()}
+    present = {t for (t,) in con.execute("SELECT DISTINCT target FROM usable").fetchall()}
     queries = table_queries()
     raws: dict[str, RawTable] = {}
     for name, sql in queries.items():

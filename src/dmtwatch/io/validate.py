@@ -8,9 +8,11 @@ costs a few column scans, and every problem of the input is found in one pass.
 
 from __future__ import annotations
 
-import duckdb
+from contextlib import closing
+
 import pyarrow as pa
 
+from dmtwatch import duck
 from dmtwatch.io.problems import InputRejected, Problem
 from dmtwatch.io.tabular import ROW, RawTable
 from dmtwatch.model.dataset import Dataset, arrow_schema
@@ -113,8 +115,7 @@ def _reason(rules: list[tuple[str, str]]) -> str:
 class _Validator:
     def __init__(self, raws: dict[str, RawTable]):
         self.raws = raws
-        self.con = duckdb.connect()
-        self.con.execute("SET preserve_insertion_order = false")
+        self.con = duck.cursor()
         self.problems: list[Problem] = []
         self.pending: list[str] = []  # problem queries of the table being checked
         self.has_patients = False
@@ -311,7 +312,7 @@ class _Validator:
             return
         sql = " UNION ALL ".join(f"({part})" for part in self.pending)
         self.pending = []
-        for row, col, val, reason, level in self.con.sql(sql).fetchall():
+        for row, col, val, reason, level in self.con.execute(sql).fetchall():
             self.problems.append(
                 Problem(file, row, col, None if val in (None, "") else val, reason, level)
             )
@@ -409,10 +410,11 @@ def validate(raws: dict[str, RawTable], problems: list[Problem]) -> tuple[Datase
     v.problems = list(problems)
     header_broken = {p.file for p in problems if p.row == 1 and p.level == "error"}
     order = sorted(raws, key=lambda name: name != "patients")  # patients first
-    for name in order:
-        if raws[name].file not in header_broken:
-            v.check(TABLES[name])
-            v.has_patients |= name == "patients"
+    with closing(v.con):
+        for name in order:
+            if raws[name].file not in header_broken:
+                v.check(TABLES[name])
+                v.has_patients |= name == "patients"
     errors = [p for p in v.problems if p.level == "error"]
     if errors:
         raise InputRejected(errors)
