@@ -135,7 +135,15 @@ def from_store(n: int, patients: int) -> None:
 
 def in_process(repeats: int) -> None:
     """Where a cold call's time goes: the reader, then the engine's stages."""
-    from dmtwatch.engine.run import _plan_for, _reduce, connect, run_check, run_steps
+    from dmtwatch.engine.run import (
+        _plan_for,
+        connect,
+        is_small,
+        reduce_findings,
+        run_check,
+        run_rules,
+        run_steps,
+    )
     from dmtwatch.fhir.read import read_fhir_resources
     from dmtwatch.protocols.schema import protocol_names
 
@@ -154,15 +162,15 @@ def in_process(repeats: int) -> None:
         t = clock("reader (read_fhir_resources)", t)
         run_check(dataset, TODAY)
         t = clock("engine (run_check)", t)
-        con = connect(dataset, TODAY)
-        t = clock("  connect + register tables", t)
+        con = connect(dataset, TODAY, optimize=not is_small(dataset))
+        t = clock("  cursor + register tables", t)
         run_steps(con, plan.steps)
         t = clock(f"  {len(plan.steps)} steps", t)
-        found = con.sql(plan.findings_sql).to_arrow_table()
-        evidence = con.sql(plan.evidence_sql).to_arrow_table()
+        run_rules(con, plan)
         t = clock("  findings + evidence queries", t)
-        _reduce(TODAY, found, evidence)
+        reduce_findings(con, TODAY)
         clock("  reduce", t)
+        con.close()
     for label, times in parts.items():
         stats(label, times)
 

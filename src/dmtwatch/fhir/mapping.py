@@ -9,6 +9,7 @@ from, so a problem names the resource and the element, not a CSV column.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
 import duckdb
 import pyarrow as pa
@@ -129,6 +130,12 @@ _SKIPPED_STATUS = {
 
 def register_code_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The code maps of codes.py and the lab catalogue, as small DuckDB tables."""
+    for name, table in _code_tables().items():
+        con.register(name, table)
+
+
+@cache
+def _code_tables() -> dict[str, pa.Table]:
     cat = lab_catalogue()
     tables = {
         "map_rxnorm": c.RXNORM_TO_DRUG,
@@ -140,8 +147,10 @@ def register_code_tables(con: duckdb.DuckDBPyConnection) -> None:
         "map_region": c.SNOMED_TO_REGION,
         "map_outcome": c.AE_OUTCOME_TO_CANONICAL,
     }
-    for name, mapping in tables.items():
-        con.register(name, pa.table({"k": list(mapping), "v": list(mapping.values())}))
+    return {
+        name: pa.table({"k": list(mapping), "v": list(mapping.values())})
+        for name, mapping in tables.items()
+    }
 
 
 def classify(con: duckdb.DuckDBPyConnection) -> None:

@@ -9,6 +9,7 @@ costs a few column scans, and every problem of the input is found in one pass.
 from __future__ import annotations
 
 from contextlib import closing
+from functools import cache
 
 import pyarrow as pa
 
@@ -112,6 +113,35 @@ def _reason(rules: list[tuple[str, str]]) -> str:
     return "CASE " + " ".join(f"WHEN {c} THEN {q(r)}" for c, r in rules) + " END"
 
 
+@cache
+def _catalogue_tables() -> dict[str, pa.Table]:
+    """The lab catalogue as the small tables the labs checks join."""
+    cat = lab_catalogue()
+    units = cat.unit_factors()
+    return {
+        "lab_codes": pa.table(
+            {"code": list(cat.code_to_test()), "test": list(cat.code_to_test().values())}
+        ),
+        "lab_units": pa.table(
+            {
+                "test": [u[0] for u in units],
+                "unit_key": [u[1] for u in units],
+                "factor": [u[2] for u in units],
+            }
+        ),
+        "lab_canonical": pa.table(
+            {
+                "test": list(cat.tests),
+                "canonical_unit": [t.unit for t in cat.tests.values()],
+                "qualitative": [t.is_qualitative for t in cat.tests.values()],
+                # for the messages: what a test accepts
+                "answers": [", ".join(t.qualitative or []) for t in cat.tests.values()],
+                "units": [", ".join(sorted(t.units)) for t in cat.tests.values()],
+            }
+        ),
+    }
+
+
 class _Validator:
     def __init__(self, raws: dict[str, RawTable]):
         self.raws = raws
@@ -120,35 +150,8 @@ class _Validator:
         self.pending: list[str] = []  # problem queries of the table being checked
         self.has_patients = False
         self.checked: dict[str, pa.Table] = {}
-        cat = lab_catalogue()
-        self.con.register(
-            "lab_codes",
-            pa.table({"code": list(cat.code_to_test()), "test": list(cat.code_to_test().values())}),
-        )
-        units = cat.unit_factors()
-        self.con.register(
-            "lab_units",
-            pa.table(
-                {
-                    "test": [u[0] for u in units],
-                    "unit_key": [u[1] for u in units],
-                    "factor": [u[2] for u in units],
-                }
-            ),
-        )
-        self.con.register(
-            "lab_canonical",
-            pa.table(
-                {
-                    "test": list(cat.tests),
-                    "canonical_unit": [t.unit for t in cat.tests.values()],
-                    "qualitative": [t.is_qualitative for t in cat.tests.values()],
-                    # for the messages: what a test accepts
-                    "answers": [", ".join(t.qualitative or []) for t in cat.tests.values()],
-                    "units": [", ".join(sorted(t.units)) for t in cat.tests.values()],
-                }
-            ),
-        )
+        for name, table in _catalogue_tables().items():
+            self.con.register(name, table)
         for raw in raws.values():
             self.con.register(f"raw_{raw.name}", raw.data)
 
