@@ -15,11 +15,22 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 import duckdb
+import pyarrow as pa
+
+# Up to this many rows an input is small: one patient's record in a CDS Hooks call, up to
+# a few hundred patients. DuckDB's planning, not its execution, is then most of the cost.
+SMALL_ROWS = 100_000
 
 # Every user of these databases orders its results explicitly.
 _CONFIG = {"preserve_insertion_order": False}
+
+# `arrow` copies on purpose (its docstring says when); DuckDB's warning about the copy is
+# for the unaware and is silenced for this module alone (pyproject.toml does the same
+# for the tests, whose warning filters pytest resets).
+warnings.filterwarnings("ignore", "Arrow output on a DB-API result", UserWarning, __name__)
 
 _lock = threading.Lock()
 _databases: dict[tuple[int, bool], duckdb.DuckDBPyConnection] = {}
@@ -38,3 +49,17 @@ def cursor(*, optimize: bool = True) -> duckdb.DuckDBPyConnection:
             config = {**_CONFIG, "enable_optimizer": optimize}
             database = _databases[key] = duckdb.connect(config=config)
     return database.cursor()
+
+
+def arrow(con: duckdb.DuckDBPyConnection, sql: str, *, rows: int) -> pa.Table:
+    """A query's result as Arrow, by the cheaper of DuckDB's two paths for `rows` input rows.
+
+    The relation API (`con.sql`) binds a query once more before running it but hands the
+    result over without a copy; `execute` plans it once and copies the rows. For a small
+    input the copy is nothing and the extra bind is ~5 ms per complex query (a tenth of
+    reading one patient's record); for millions of rows it is the other way round
+    (reading 100k patients: 22.7 s by `sql`, 25.2 s by `execute`).
+    """
+    if rows <= SMALL_ROWS:
+        return con.execute(sql).to_arrow_table()
+    return con.sql(sql).to_arrow_table()

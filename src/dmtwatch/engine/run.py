@@ -29,13 +29,6 @@ from dmtwatch.protocols.schema import SEVERITY_ORDER, Protocol, load_protocol, p
 # Codes whose findings are kept per test, not per patient (contract section 4).
 PER_TEST_CODES = ("MON-OVERDUE", "MON-BASELINE")
 
-# Up to this many input rows (one patient's record in a CDS Hooks call, up to a few
-# hundred patients) DuckDB's optimizer costs more than it saves: planning the plan's ~30
-# statements is most of the run time. Measured (optimizer on -> off): 5 synthetic
-# patients 0.32 -> 0.24 s, 50 0.49 -> 0.31 s, 200 0.54 -> 0.41 s, 1000 (270k rows) even,
-# 5000 1.3 -> 1.8 s. Results do not depend on it.
-SMALL_INPUT_ROWS = 100_000
-
 
 @dataclass
 class Findings:
@@ -124,7 +117,11 @@ def run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
 
 
 def is_small(dataset: Dataset) -> bool:
-    return sum(t.num_rows for t in dataset.tables.values()) <= SMALL_INPUT_ROWS
+    """For a small input DuckDB's optimizer costs more than it saves: planning the plan's
+    ~30 statements is most of the run time. Measured (optimizer on -> off): 5 synthetic
+    patients 0.32 -> 0.24 s, 50 0.49 -> 0.31 s, 200 0.54 -> 0.41 s, 1000 (270k rows)
+    even, 5000 1.3 -> 1.8 s. Results do not depend on it."""
+    return sum(t.num_rows for t in dataset.tables.values()) <= duck.SMALL_ROWS
 
 
 def run_check(

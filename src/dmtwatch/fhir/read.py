@@ -219,7 +219,7 @@ def _unused_warnings(con: duckdb.DuckDBPyConnection) -> list[Problem]:
 def _raw_tables(con: duckdb.DuckDBPyConnection) -> dict[str, RawTable]:
     """The contract's tables as text, for the validator; a table with no resource is left
     out (the Dataset has it empty), which spares one patient's record ~10 statements."""
-    present = {t for (t,) in con.execute("SELECT DISTINCT target FROM usable").fetchall()}
+    present = dict(con.execute("SELECT target, count(*) FROM usable GROUP BY ALL").fetchall())
     queries = table_queries()
     raws: dict[str, RawTable] = {}
     for name, sql in queries.items():
@@ -227,9 +227,9 @@ def _raw_tables(con: duckdb.DuckDBPyConnection) -> dict[str, RawTable]:
             continue
         if name == "treatments":
             sql = _courses(sql)
-        con.execute(f"CREATE TEMP TABLE raw_{name} AS {sql}")
-        columns = ", ".join(f'"{c}"' for c in TABLES[name].column_names)
-        data = con.sql(f"SELECT {columns}, ref, _row AS {ROW} FROM raw_{name}").to_arrow_table()
+        table = duck.arrow(con, sql, rows=present.get(name, 0))
+        con.register(f"raw_{name}", table)  # for _provenance
+        data = table.select([*TABLES[name].column_names, "ref", ROW])
         raws[name] = RawTable(name, f"fhir:{name}", data)
     return raws
 

@@ -187,10 +187,12 @@ class _Validator:
         extra = ", c.*" if table.name == "labs" else ""
         # One pass to Arrow (not a DuckDB table): the canonical table is then a zero-copy
         # column selection of it, and later checks scan it in place.
-        checked = self.con.sql(
+        checked = duck.arrow(
+            self.con,
             f"SELECT {ROW}, {layer3} FROM (SELECT *, {layer2} FROM ("
-            f"SELECT r.{ROW}, {layer1}{extra} FROM raw_{table.name} r {joins}))"
-        ).to_arrow_table()
+            f"SELECT r.{ROW}, {layer1}{extra} FROM raw_{table.name} r {joins}))",
+            rows=raw.data.num_rows,
+        )
         self.checked[table.name] = checked
         self.con.register(f"chk_{table.name}", checked)
         self._collect(table, raw.file, {c: self.text(table.name, c) for c in reasons})
