@@ -120,7 +120,9 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
     )
     label = j.r_drug.concat(" from ").concat(j.r_start.cast("string"))
     keys = ["patient_id", "date", "region", "gd_enhancing", "count", "last_infusion"]
-    hits = j.group_by(keys).aggregate(rescue=label.group_concat(", "), n_rescue=j.r_drug.count())
+    # listed in the order given (then by name), whatever order DuckDB aggregates in
+    listed = label.group_concat(", ", order_by=[j.r_start, j.r_drug])
+    hits = j.group_by(keys).aggregate(rescue=listed, n_rescue=j.r_drug.count())
     # a follow-up scan shows enhancement only with contrast (a blank contrast means given)
     follow = mri.filter(mri.contrast.fill_null(True))
     later = follow.select(

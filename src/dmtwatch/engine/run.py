@@ -120,7 +120,7 @@ def is_small(dataset: Dataset) -> bool:
     """For a small input DuckDB's optimizer costs more than it saves: planning the plan's
     ~30 statements is most of the run time. Measured (optimizer on -> off): 5 synthetic
     patients 0.32 -> 0.24 s, 50 0.49 -> 0.31 s, 200 0.54 -> 0.41 s, 1000 (270k rows)
-    even, 5000 1.3 -> 1.8 s. Results do not depend on it."""
+    even, 5000 1.3 -> 1.8 s. Results do not depend on it (tests/test_duck.py)."""
     return sum(t.num_rows for t in dataset.tables.values()) <= duck.SMALL_ROWS
 
 
