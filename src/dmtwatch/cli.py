@@ -451,11 +451,44 @@ def serve(
         str | None,
         typer.Option("--db", help="Store URL: patients the EHR sends no FHIR data for."),
     ] = None,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            metavar="ISSUER=JWKS",
+            help="An EHR allowed to call: its JWT issuer and a JWK Set file of its public "
+            "keys (repeatable). With any, every /cds-services call needs a signed JWT.",
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url", help="The base URL EHRs call (a JWT's audience), behind a proxy."
+        ),
+    ] = None,
 ) -> None:
     """The CDS Hooks 2.0 service (patient-view); discovery at http://HOST:PORT/cds-services."""
     import uvicorn
 
     from dmtwatch.cds.app import create_app
+    from dmtwatch.cds.client_auth import ClientAuth, TrustError
+
+    auth = None
+    if trust:
+        pairs = [t.partition("=") for t in trust]
+        bad = [
+            t
+            for t, (issuer, eq, path) in zip(trust, pairs, strict=True)
+            if not (eq and issuer and path)
+        ]
+        if bad:
+            err.print(f"error: --trust {bad[0]!r}: expected ISSUER=JWKS_FILE", markup=False)
+            raise typer.Exit(1)
+        try:
+            auth = ClientAuth.from_files({issuer: Path(path) for issuer, _, path in pairs})
+        except TrustError as e:
+            err.print(f"error: --trust: {e}", markup=False)
+            raise typer.Exit(1) from None
 
     if db is not None:
         from dmtwatch.store import StoreError
@@ -474,7 +507,12 @@ def serve(
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
     logging.getLogger("dmtwatch").addHandler(handler)
     logging.getLogger("dmtwatch").setLevel(logging.INFO)
-    uvicorn.run(create_app(db), host=host, port=port, log_level="info")
+    if auth is None and host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("dmtwatch").warning(
+            "listening on %s without --trust: any caller reaching it gets answers", host
+        )
+    app = create_app(db, auth=auth, public_url=public_url)
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from dmtwatch.cds import cards as card_text
+from dmtwatch.cds.client_auth import ClientAuth, Unauthorized
 from dmtwatch.cds.evaluate import Evaluator
 from dmtwatch.cds.models import (
     CardsResponse,
@@ -146,9 +147,14 @@ def create_app(
     cors_origins: tuple[str, ...] = ("*",),
     today: Callable[[], dt.date] = dt.date.today,
     warm: bool = True,
+    auth: ClientAuth | None = None,
+    public_url: str | None = None,
 ) -> FastAPI:
     """The service. `db`: a store URL to read patients the EHR sends no data for;
-    `docs_url`: where the finding pages live (default: served here, under /findings/)."""
+    `docs_url`: where the finding pages live (default: served here, under /findings/);
+    `auth`: the EHRs trusted to call (every /cds-services call then needs their JWT);
+    `public_url`: the service's base URL as EHRs call it (a JWT's audience), when a proxy
+    in front makes it differ from what the service sees."""
     evaluator = Evaluator(cache_size)
     state: dict[str, Any] = {}
 
@@ -172,6 +178,22 @@ def create_app(
 
     app = FastAPI(title="dmtwatch CDS Hooks", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.evaluator = evaluator
+    if auth is not None:  # added before CORS, so a refusal still carries CORS headers
+
+        @app.middleware("http")
+        async def authenticate(request: Request, call_next) -> Response:
+            if request.url.path.startswith("/cds-services") and request.method != "OPTIONS":
+                base = public_url or str(request.base_url)
+                endpoint = base.rstrip("/") + request.url.path
+                try:
+                    auth.check(request.headers.get("authorization"), endpoint)
+                except Unauthorized as e:
+                    log.info("refused a call: %s", e.reason)
+                    refused = _error(401, e.reason)
+                    refused.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+                    return refused
+            return await call_next(request)
+
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(cors_origins),

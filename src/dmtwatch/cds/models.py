@@ -143,3 +143,37 @@ class Feedback(Received):
 
 class FeedbackRequest(Received):
     feedback: list[Feedback]
+
+
+# --- client authentication: the JWT an EHR signs for every call ---------------------------
+
+
+class JwtHeader(Received):
+    alg: str
+    typ: str | None = None
+    kid: str
+    jku: str | None = None
+
+
+class JwtClaims(Received):
+    iss: str
+    sub: str | None = None
+    aud: str | list[str]
+    exp: int
+    iat: int
+    jti: str
+    tenant: str | None = None
+
+
+class Jwk(Received):
+    """One public (or, in the specification's example, private) key; the key material
+    (crv/x/y for EC, n/e for RSA) stays in the extra fields, read by PyJWT."""
+
+    kty: Literal["EC", "RSA"]
+    kid: str | None = None
+    use: str | None = None
+    alg: str | None = None
+
+
+class JwkSet(Received):
+    keys: list[Jwk]
