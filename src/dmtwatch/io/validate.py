@@ -195,7 +195,9 @@ class _Validator:
         )
         self.checked[table.name] = checked
         self.con.register(f"chk_{table.name}", checked)
-        self._collect(table, raw.file, {c: self.text(table.name, c) for c in reasons})
+        # only columns with a reason somewhere (Arrow keeps null counts: no query to know)
+        failing = [c for c in reasons if checked[f"_err_{c}"].null_count < checked.num_rows]
+        self._collect(table, raw.file, {c: self.text(table.name, c) for c in failing})
         self._cross_checks(table, raw.file)
         self._flush(raw.file)
 
@@ -288,6 +290,8 @@ class _Validator:
 
     def _collect(self, table: Table, file: str, columns: dict[str, str]) -> None:
         """Problems: every non-NULL reason, with the raw text looked up for those rows only."""
+        if not columns:
+            return
         union = " UNION ALL ".join(
             f'SELECT {ROW}, {q(c)} AS col, "_err_{c}" AS reason '
             f'FROM chk_{table.name} WHERE "_err_{c}" IS NOT NULL'
