@@ -68,3 +68,21 @@ def test_nothing_after_as_of_is_used(as_of: str) -> None:
     assert cut.row_counts() != dataset.row_counts()
     a, b = run_check(dataset, day), run_check(cut, day)
     assert a.findings.equals(b.findings)
+
+
+def test_each_rule_reads_one_staged_table_so_empty_ones_are_skipped() -> None:
+    """run_rules skips a rule whose staged rows are empty; that needs each rule's queries
+    to read that one table (a rule reading more would simply always run)."""
+    plan = compile_plan(load_protocols())
+    steps = {s.name for s in plan.steps}
+    assert plan.rules and all(r.stage in steps for r in plan.rules)
+
+
+def test_a_record_with_nothing_to_find_gives_empty_tables_with_their_columns() -> None:
+    from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS
+    from dmtwatch.model.dataset import Dataset
+
+    result = run_check(Dataset(), dt.date(2015, 10, 1))
+    assert result.findings.num_rows == 0 and result.evidence.num_rows == 0
+    assert tuple(result.findings.column_names) == FINDING_COLUMNS
+    assert tuple(result.evidence.column_names) == EVIDENCE_COLUMNS

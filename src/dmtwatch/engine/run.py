@@ -13,6 +13,7 @@ from functools import cache
 
 import duckdb
 import ibis
+import ibis.expr.operations as ops
 import pyarrow as pa
 
 from dmtwatch import duck
@@ -42,12 +43,21 @@ class Findings:
 
 
 @dataclass(frozen=True)
+class RuleSql:
+    """One rule's findings and evidence queries, and the one step table both read (every
+    rule stages its rows first): no rows there, nothing to find, no query to run."""
+
+    stage: str | None  # None: reads more than one table, always run
+    findings: str
+    evidence: str
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Protocols compiled to SQL: intermediate steps, then the findings and evidence."""
+    """Protocols compiled to SQL: intermediate steps, then each rule's queries."""
 
     steps: tuple[Step, ...]
-    findings_sql: str
-    evidence_sql: str
+    rules: tuple[RuleSql, ...]
 
 
 RULE_KINDS = (
@@ -68,14 +78,16 @@ CLINICAL_KINDS = (relapse_imaging, imaging_findings, infusion_proximity)
 
 def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:
     ctx = Context()
-    found, evidence = [], []
+    rules = []
     for protocol in protocols:
         for kind in kinds:
             for f, e in kind(ctx, protocol):
-                found.append(f.select(*FINDING_COLUMNS))
-                evidence.append(e.select(*EVIDENCE_COLUMNS))
-    union = lambda ts: ibis.to_sql(ibis.union(*ts), dialect="duckdb")  # noqa: E731
-    return Plan(tuple(ctx.steps), union(found), union(evidence))
+                f, e = f.select(*FINDING_COLUMNS), e.select(*EVIDENCE_COLUMNS)
+                read = {t.name for x in (f, e) for t in x.op().find(ops.UnboundTable)}
+                stage = read.pop() if len(read) == 1 else None
+                sql = lambda t: ibis.to_sql(t, dialect="duckdb")  # noqa: E731
+                rules.append(RuleSql(stage, sql(f), sql(e)))
+    return Plan(tuple(ctx.steps), tuple(rules))
 
 
 @cache
@@ -84,7 +96,7 @@ def _plan_for(protocol_ids: tuple[str, ...], kinds: tuple = RULE_KINDS) -> Plan:
     stored = plan_cache.read(key)
     if stored is not None:
         steps = tuple(Step(**s) for s in stored["steps"])
-        return Plan(steps, stored["findings_sql"], stored["evidence_sql"])
+        return Plan(steps, tuple(RuleSql(**r) for r in stored["rules"]))
     plan = compile_plan([load_protocol(p) for p in protocol_ids], kinds)
     plan_cache.write(key, asdict(plan))
     return plan
@@ -111,9 +123,21 @@ def run_steps(con: duckdb.DuckDBPyConnection, steps: tuple[Step, ...] | list[Ste
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
-    """Every rule's findings and evidence, unreduced, as tables `found` and `evidence`."""
-    con.execute(f"CREATE TEMP TABLE found AS {plan.findings_sql}")
-    con.execute(f"CREATE TEMP TABLE evidence AS {plan.evidence_sql}")
+    """Every rule's findings and evidence, unreduced, as tables `found` and `evidence`.
+
+    Only rules whose staged rows are not empty run: for one patient's record most are
+    (a query each that DuckDB would plan for nothing); for a cohort, few are.
+    """
+    stages = sorted({r.stage for r in plan.rules if r.stage is not None})
+    probe = " UNION ALL ".join(f"SELECT '{s}' WHERE EXISTS (SELECT 1 FROM \"{s}\")" for s in stages)
+    with_rows = {s for (s,) in con.execute(probe).fetchall()} if stages else set()
+    live = [r for r in plan.rules if r.stage is None or r.stage in with_rows]
+    for table, part in (("found", "findings"), ("evidence", "evidence")):
+        if live:
+            union = " UNION ALL ".join(f"SELECT * FROM ({getattr(r, part)})" for r in live)
+        else:  # nothing to find: the table still has its columns
+            union = f"SELECT * FROM ({getattr(plan.rules[0], part)}) LIMIT 0"
+        con.execute(f"CREATE TEMP TABLE {table} AS {union}")
 
 
 def is_small(dataset: Dataset) -> bool:
