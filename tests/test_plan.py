@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 from dmtwatch.engine import plan_cache
@@ -52,8 +53,6 @@ def test_unwritable_cache_is_not_fatal(monkeypatch, tmp_path) -> None:
 @pytest.mark.parametrize("as_of", ["2015-08-29", "2015-10-01"])
 def test_nothing_after_as_of_is_used(as_of: str) -> None:
     """Removing every row dated after as-of changes nothing."""
-    import pyarrow.compute as pc
-
     from dmtwatch.model.dataset import Dataset
     from dmtwatch.model.tables import EVENT_DATE
 
@@ -86,3 +85,50 @@ def test_a_record_with_nothing_to_find_gives_empty_tables_with_their_columns() -
     assert result.findings.num_rows == 0 and result.evidence.num_rows == 0
     assert tuple(result.findings.column_names) == FINDING_COLUMNS
     assert tuple(result.evidence.column_names) == EVIDENCE_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    from dmtwatch.synth import generate, write_csv
+
+    folder = tmp_path_factory.mktemp("clinic")
+    write_csv(generate(80, 5, dt.date(2016, 1, 15)), folder)
+    return read_clinic(folder)[0]
+
+
+@pytest.mark.parametrize("protocol", protocol_names())
+def test_a_protocol_whose_drug_nobody_received_finds_nothing(synthetic, protocol, monkeypatch):
+    """What `needed_for` relies on: every rule starts from exposure to its protocol's drug.
+    Checked by running every rule anyway on a clinic without that drug."""
+    from dmtwatch.engine import run
+    from dmtwatch.model.dataset import Dataset
+    from dmtwatch.protocols.schema import load_protocol
+
+    day = dt.date(2016, 1, 15)
+    everyone = run_check(synthetic, day).findings.column("protocol").to_pylist()
+    assert set(everyone) == set(protocol_names()), "the clinic exercises every protocol"
+    drug = load_protocol(protocol).therapy.drug
+    tables = dict(synthetic.tables)
+    treatments = tables["treatments"]
+    tables["treatments"] = treatments.filter(pc.not_equal(treatments["drug"], drug))
+    without = Dataset(tables)
+    selected = run_check(without, day)
+    monkeypatch.setattr(run, "needed_for", lambda plan, dataset: plan)
+    full = run_check(without, day)
+    assert protocol not in full.findings.column("protocol").to_pylist()
+    assert full.findings.num_rows > 0
+    assert selected.findings.equals(full.findings) and selected.evidence.equals(full.evidence)
+
+
+def test_one_patients_record_needs_only_their_therapys_steps(synthetic) -> None:
+    from dmtwatch.engine.run import needed_for
+    from dmtwatch.model.dataset import Dataset
+
+    plan = _plan_for(tuple(protocol_names()))
+    treatments = synthetic["treatments"]
+    treatments = treatments.filter(pc.equal(treatments["drug"], "alemtuzumab"))
+    only = needed_for(plan, Dataset({"treatments": treatments}))
+    assert {r.drug for r in only.rules} == {"alemtuzumab"}
+    assert not any("natalizumab" in s.name for s in only.steps)
+    assert {"observations", "lab_defaults"} <= {s.name for s in only.steps}
+    assert needed_for(plan, synthetic) is plan  # the cohort needs all of it

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import ibis
+import ibis.expr.operations as ops
 
 from dmtwatch.model.tables import CANONICAL_TYPES
 
@@ -49,10 +50,16 @@ def add_days(date: ibis.DateValue, days: int | ibis.IntegerValue) -> ibis.DateVa
 
 @dataclass(frozen=True)
 class Step:
-    """A named intermediate table: `CREATE TEMP TABLE name AS sql`."""
+    """A named intermediate table: `CREATE TEMP TABLE name AS sql`; `reads`: the tables
+    its query reads (inputs and earlier steps), so a run can leave out what it needs not."""
 
     name: str
     sql: str
+    reads: tuple[str, ...] = ()
+
+
+def tables_read(expr: ibis.Table) -> tuple[str, ...]:
+    return tuple(sorted({t.name for t in expr.op().find(ops.UnboundTable)}))
 
 
 @dataclass
@@ -73,7 +80,7 @@ class Context:
     def materialize(self, name: str, expr: ibis.Table) -> ibis.Table:
         """Compute `expr` once into a named table that later rules read by name."""
         if name not in self._memo:
-            self.steps.append(Step(name, ibis.to_sql(expr, dialect="duckdb")))
+            self.steps.append(Step(name, ibis.to_sql(expr, dialect="duckdb"), tables_read(expr)))
             self._memo[name] = ibis.table(expr.schema(), name=name)
         return self._memo[name]
 

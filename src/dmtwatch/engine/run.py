@@ -13,13 +13,13 @@ from functools import cache
 
 import duckdb
 import ibis
-import ibis.expr.operations as ops
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dmtwatch import duck
 from dmtwatch.engine import plan_cache
 from dmtwatch.engine.clinical import imaging_findings, infusion_proximity, relapse_imaging
-from dmtwatch.engine.context import Context, Step
+from dmtwatch.engine.context import Context, Step, tables_read
 from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS
 from dmtwatch.engine.labs import exposure_flag_findings, flag_findings, grading_findings
 from dmtwatch.engine.schedule import missing_baseline, overdue
@@ -45,8 +45,14 @@ class Findings:
 @dataclass(frozen=True)
 class RuleSql:
     """One rule's findings and evidence queries, and the one step table both read (every
-    rule stages its rows first): no rows there, nothing to find, no query to run."""
+    rule stages its rows first): no rows there, nothing to find, no query to run.
 
+    `drug`: the protocol's drug. Every rule starts from the patient's exposure to it, so
+    an input where nobody received it needs none of the protocol's rules (or the steps
+    only they read): a CDS call pays for the patient's own therapies only.
+    """
+
+    drug: str
     stage: str | None  # None: reads more than one table, always run
     findings: str
     evidence: str
@@ -83,10 +89,10 @@ def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:
         for kind in kinds:
             for f, e in kind(ctx, protocol):
                 f, e = f.select(*FINDING_COLUMNS), e.select(*EVIDENCE_COLUMNS)
-                read = {t.name for x in (f, e) for t in x.op().find(ops.UnboundTable)}
+                read = set(tables_read(f)) | set(tables_read(e))
                 stage = read.pop() if len(read) == 1 else None
                 sql = lambda t: ibis.to_sql(t, dialect="duckdb")  # noqa: E731
-                rules.append(RuleSql(stage, sql(f), sql(e)))
+                rules.append(RuleSql(protocol.therapy.drug, stage, sql(f), sql(e)))
     return Plan(tuple(ctx.steps), tuple(rules))
 
 
@@ -95,7 +101,7 @@ def _plan_for(protocol_ids: tuple[str, ...], kinds: tuple = RULE_KINDS) -> Plan:
     key = plan_cache.plan_key(protocol_ids, tuple(k.__name__ for k in kinds))
     stored = plan_cache.read(key)
     if stored is not None:
-        steps = tuple(Step(**s) for s in stored["steps"])
+        steps = tuple(Step(s["name"], s["sql"], tuple(s["reads"])) for s in stored["steps"])
         return Plan(steps, tuple(RuleSql(**r) for r in stored["rules"]))
     plan = compile_plan([load_protocol(p) for p in protocol_ids], kinds)
     plan_cache.write(key, asdict(plan))
@@ -140,6 +146,21 @@ def run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
         con.execute(f"CREATE TEMP TABLE {table} AS {union}")
 
 
+def needed_for(plan: Plan, dataset: Dataset) -> Plan:
+    """The part of the plan an input needs: the rules of the drugs someone in it received,
+    and the steps those rules read, directly or through other steps. A cohort needs all
+    of it; one patient's record only their own therapies' protocols."""
+    drugs = set(pc.unique(dataset["treatments"]["drug"]).to_pylist())
+    rules = tuple(r for r in plan.rules if r.drug in drugs)
+    if len(rules) in (0, len(plan.rules)) or any(r.stage is None for r in rules):
+        return plan  # no therapy at all (nothing will be found), or everything is needed
+    needed = {r.stage for r in rules}
+    for step in reversed(plan.steps):  # a step reads only steps before it
+        if step.name in needed:
+            needed.update(step.reads)
+    return Plan(tuple(s for s in plan.steps if s.name in needed), rules)
+
+
 def is_small(dataset: Dataset) -> bool:
     """For a small input DuckDB's optimizer costs more than it saves: planning the plan's
     ~30 statements is most of the run time. Measured (optimizer on -> off): 5 synthetic
@@ -152,7 +173,7 @@ def run_check(
     dataset: Dataset, as_of: dt.date, protocols: list[str] | None = None, kinds: tuple = RULE_KINDS
 ) -> Findings:
     """Findings for the whole cohort as of a date (nothing dated later is used)."""
-    plan = _plan_for(tuple(protocols or protocol_names()), kinds)
+    plan = needed_for(_plan_for(tuple(protocols or protocol_names()), kinds), dataset)
     with closing(connect(dataset, as_of, optimize=not is_small(dataset))) as con:
         run_steps(con, plan.steps)
         run_rules(con, plan)
