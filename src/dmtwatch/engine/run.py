@@ -131,8 +131,8 @@ def run_steps(con: duckdb.DuckDBPyConnection, steps: tuple[Step, ...] | list[Ste
 def run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
     """Every rule's findings and evidence, unreduced, as tables `found` and `evidence`.
 
-    Only rules whose staged rows are not empty run: for one patient's record most are
-    (a query each that DuckDB would plan for nothing); for a cohort, few are.
+    Only rules with staged rows run their queries: for one patient's record most rules
+    have none (a query each that DuckDB would plan for nothing); for a cohort, few.
     """
     stages = sorted({r.stage for r in plan.rules if r.stage is not None})
     probe = " UNION ALL ".join(f"SELECT '{s}' WHERE EXISTS (SELECT 1 FROM \"{s}\")" for s in stages)
