@@ -253,7 +253,11 @@ def test_the_service_refuses_callers_without_a_trusted_token(guarded, ehr) -> No
     ):
         assert answer.status_code == 401, answer.text
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
-    assert "carries no JWT" in httpx.get(f"{guarded}/cds-services", timeout=10).text
+    # a browser-based EHR can read why: the refusal carries the CORS headers
+    origin = {"Origin": "https://sandbox.cds-hooks.org"}
+    refused = httpx.get(f"{guarded}/cds-services", headers=origin, timeout=10)
+    assert "carries no JWT" in refused.text
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
 
 
 def test_the_service_answers_a_trusted_ehr(guarded, ehr) -> None:

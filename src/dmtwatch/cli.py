@@ -475,17 +475,15 @@ def serve(
 
     auth = None
     if trust:
-        pairs = [t.partition("=") for t in trust]
-        bad = [
-            t
-            for t, (issuer, eq, path) in zip(trust, pairs, strict=True)
-            if not (eq and issuer and path)
-        ]
-        if bad:
-            err.print(f"error: --trust {bad[0]!r}: expected ISSUER=JWKS_FILE", markup=False)
-            raise typer.Exit(1)
+        trusted: dict[str, Path] = {}
+        for value in trust:
+            issuer, eq, path = value.rpartition("=")  # an issuer URL may hold '=' itself
+            if not (eq and issuer and path):
+                err.print(f"error: --trust {value!r}: expected ISSUER=JWKS_FILE", markup=False)
+                raise typer.Exit(1)
+            trusted[issuer] = Path(path)
         try:
-            auth = ClientAuth.from_files({issuer: Path(path) for issuer, _, path in pairs})
+            auth = ClientAuth.from_files(trusted)
         except TrustError as e:
             err.print(f"error: --trust: {e}", markup=False)
             raise typer.Exit(1) from None
