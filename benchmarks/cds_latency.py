@@ -4,9 +4,10 @@ process over loopback. Prints p50/p95/max; record them in docs/cds-hooks.md.
 
     .venv/bin/python benchmarks/cds_latency.py [--requests 200] [--cold 30]
 
-Two workloads: the same record again and again (an EHR calls patient-view on every chart
-view; answered from the results cache after the first), and a record that changes on
-every call (a new result each time: reader and engine run every time). Then the cold
+Three workloads: the same record again and again (an EHR calls patient-view on every
+chart view; answered from the results cache after the first), a record that changes on
+every call (a new result each time: reader and engine run every time), and the same
+record on a later day each call (the reader's result is kept; the engine runs). Then the cold
 path in-process, split into reader, engine and its stages.
 """
 
@@ -96,6 +97,12 @@ def over_http(n: int, cold: int) -> None:
             extra = P.lab(PID, "tsh", TODAY - dt.timedelta(days=1), 1.5 + i / 1000)
             bodies.append(call([*resources, extra]))
         stats("new result each call (cold)", timed_posts(c, bodies))
+        later = []  # the same record viewed on later days (dmtwatch.asOf): read once
+        for i in range(cold):
+            body = call(resources)
+            body["extension"] = {"dmtwatch.asOf": (TODAY + dt.timedelta(days=1 + i)).isoformat()}
+            later.append(body)
+        stats("same record, a later day each call", timed_posts(c, later))
 
 
 def from_store(n: int, patients: int) -> None:

@@ -422,6 +422,36 @@ def test_an_unknown_service_is_a_404(service) -> None:
     assert _post(service, _call("p"), "/cds-services/other").status_code == 404
 
 
+# --- the results cache --------------------------------------------------------------------
+
+
+def test_a_record_is_read_once_and_evaluated_once_a_day(records) -> None:
+    """Repeat views on a day come from the cache; on a later day only the engine runs
+    (the reader's result does not depend on the day); a changed record is read again."""
+    from dmtwatch.cds.evaluate import Evaluator
+    from dmtwatch.fhir.read import read_fhir_resources
+
+    reads: list[int] = []
+
+    def read(resources: list[dict]):
+        reads.append(len(resources))
+        return read_fhir_resources(resources).dataset
+
+    pid, record = "cds-relapse", records["relapse"]
+    later = TODAY + dt.timedelta(days=200)
+    cached = Evaluator(cache_size=8)
+    first = cached.from_resources(record, pid, TODAY, read)
+    assert cached.from_resources(record, pid, TODAY, read) == first
+    assert (cached.hits, cached.misses, len(reads)) == (1, 1, 1)
+    on_a_later_day = cached.from_resources(record, pid, later, read)
+    assert (cached.misses, len(reads)) == (2, 1)  # evaluated again, not read again
+    fresh = Evaluator(cache_size=0).from_resources(record, pid, later, read)
+    assert on_a_later_day == fresh and on_a_later_day != first
+    changed = [*record, P.lab(pid, "tsh", TODAY - dt.timedelta(days=1), 1.2)]
+    cached.from_resources(changed, pid, TODAY, read)
+    assert len(reads) == 3  # fresh's read, then the changed record's
+
+
 # --- the database as source ---------------------------------------------------------------
 
 
