@@ -2,7 +2,8 @@
 
 Opening a DuckDB database costs ~17 ms on our 2-core machine, a cursor on an open one
 ~10 microseconds. A CDS Hooks call reads one patient's record and runs the engine over
-it, which used to open three databases: a tenth of the call. A cursor is a connection
+it, which used to open four databases (reader, validator, engine, reduce): a tenth of
+the call. A cursor is a connection
 of its own: its temp tables, registered Arrow tables and results are private to it and
 go when it is closed, so concurrent work shares nothing but the database.
 

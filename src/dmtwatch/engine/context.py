@@ -51,7 +51,8 @@ def add_days(date: ibis.DateValue, days: int | ibis.IntegerValue) -> ibis.DateVa
 @dataclass(frozen=True)
 class Step:
     """A named intermediate table: `CREATE TEMP TABLE name AS sql`; `reads`: the tables
-    its query reads (inputs and earlier steps), so a run can leave out what it needs not."""
+    its query reads (inputs and earlier steps), so a run can leave out steps it does not
+    need."""
 
     name: str
     sql: str
