@@ -71,7 +71,7 @@ def test_nothing_after_as_of_is_used(as_of: str) -> None:
 
 def test_each_rule_reads_one_staged_table_so_empty_ones_are_skipped() -> None:
     """run_rules skips a rule whose staged rows are empty; that needs each rule's queries
-    to read that one table (a rule reading more would simply always run)."""
+    to read that one table (compile_plan refuses a rule that reads more)."""
     plan = compile_plan(load_protocols())
     steps = {s.name for s in plan.steps}
     assert plan.rules and all(r.stage in steps for r in plan.rules)

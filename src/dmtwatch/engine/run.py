@@ -53,7 +53,7 @@ class RuleSql:
     """
 
     drug: str
-    stage: str | None  # None: reads more than one table, always run
+    stage: str
     findings: str
     evidence: str
 
@@ -90,9 +90,10 @@ def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:
             for f, e in kind(ctx, protocol):
                 f, e = f.select(*FINDING_COLUMNS), e.select(*EVIDENCE_COLUMNS)
                 read = set(tables_read(f)) | set(tables_read(e))
-                stage = read.pop() if len(read) == 1 else None
+                if len(read) != 1:  # run_rules and needed_for rely on it
+                    raise ValueError(f"{kind.__name__}: a rule must read one staged table")
                 sql = lambda t: ibis.to_sql(t, dialect="duckdb")  # noqa: E731
-                rules.append(RuleSql(protocol.therapy.drug, stage, sql(f), sql(e)))
+                rules.append(RuleSql(protocol.therapy.drug, read.pop(), sql(f), sql(e)))
     return Plan(tuple(ctx.steps), tuple(rules))
 
 
@@ -134,10 +135,10 @@ def run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
     Only rules with staged rows run their queries: for one patient's record most rules
     have none (a query each that DuckDB would plan for nothing); for a cohort, few.
     """
-    stages = sorted({r.stage for r in plan.rules if r.stage is not None})
+    stages = sorted({r.stage for r in plan.rules})
     probe = " UNION ALL ".join(f"SELECT '{s}' WHERE EXISTS (SELECT 1 FROM \"{s}\")" for s in stages)
     with_rows = {s for (s,) in con.execute(probe).fetchall()} if stages else set()
-    live = [r for r in plan.rules if r.stage is None or r.stage in with_rows]
+    live = [r for r in plan.rules if r.stage in with_rows]
     for table, part in (("found", "findings"), ("evidence", "evidence")):
         if live:
             union = " UNION ALL ".join(f"SELECT * FROM ({getattr(r, part)})" for r in live)
@@ -152,7 +153,7 @@ def needed_for(plan: Plan, dataset: Dataset) -> Plan:
     of it; one patient's record only their own therapies' protocols."""
     drugs = set(pc.unique(dataset["treatments"]["drug"]).to_pylist())
     rules = tuple(r for r in plan.rules if r.drug in drugs)
-    if len(rules) in (0, len(plan.rules)) or any(r.stage is None for r in rules):
+    if len(rules) in (0, len(plan.rules)):
         return plan  # no therapy at all (nothing will be found), or everything is needed
     needed = {r.stage for r in rules}
     for step in reversed(plan.steps):  # a step reads only steps before it
