@@ -85,22 +85,12 @@ def lab(pid: str, test: str, day: dt.date, value: float | None = None) -> dict:
         "effectiveDateTime": day.isoformat(),
         "valueQuantity": quantity,
     }
-    if spec.ref_low is not None or spec.ref_high is not None:
-        limits = {}
-        if spec.ref_low is not None:
-            limits["low"] = {
-                "value": spec.ref_low,
-                "unit": unit,
-                "system": codes.UCUM,
-                "code": unit,
-            }
-        if spec.ref_high is not None:
-            limits["high"] = {
-                "value": spec.ref_high,
-                "unit": unit,
-                "system": codes.UCUM,
-                "code": unit,
-            }
+    limits = {
+        end: {"value": value, "unit": unit, "system": codes.UCUM, "code": unit}
+        for end, value in (("low", spec.ref_low), ("high", spec.ref_high))
+        if value is not None
+    }
+    if limits:
         out["referenceRange"] = [limits]
     return out
 
