@@ -106,6 +106,39 @@ def test_rejected_import_exits_2_names_the_problem_and_stores_nothing(tmp_path: 
     assert not db.exists()
 
 
+def _deep(tmp_path: Path) -> Path:
+    """A folder whose path is far longer than any terminal: 160+ characters wherever
+    the checkout or the temporary directory lives."""
+    deep = tmp_path.joinpath(*(f"level-{i}-of-a-deeply-nested-clinic-export" for i in range(4)))
+    deep.mkdir(parents=True)
+    assert len(str(deep)) > 160
+    return deep
+
+
+def test_error_output_to_a_pipe_is_never_wrapped(tmp_path: Path) -> None:
+    """People grep error output in logs: every message is one line, however long."""
+    deep = _deep(tmp_path)
+    missing = deep / "clinic-export-that-is-not-there"
+    proc = dmtwatch("check", "--data", str(missing), check=False)
+    assert proc.returncode == 2
+    assert f"  {missing}: is neither a folder of CSV files nor an .xlsx" in proc.stderr.splitlines()
+
+    # a usage error (Typer's): one plain line, not a Rich panel cut at 80 columns
+    item = "switch_reason" + "-and-more" * 20
+    proc = dmtwatch("audit", "--data", str(missing), "--where", item, check=False)
+    assert proc.returncode == 2
+    assert any(f"'{item}' is not KEY=VALUE" in line for line in proc.stderr.splitlines())
+    assert "╭" not in proc.stderr
+
+
+def test_output_lines_to_a_pipe_are_never_wrapped(tmp_path: Path) -> None:
+    target = _deep(tmp_path) / "audit.json"
+    data = str(VIGNETTES / "relapse_without_mri")
+    args = ("audit", "--data", data, "--as-of", "2015-06-20", "--format", "json")
+    proc = dmtwatch(*args, "--out", str(target))
+    assert proc.stdout.splitlines()[0].startswith(f"wrote {target} (")
+
+
 def test_csv_and_table_formats(tmp_path: Path) -> None:
     data = str(VIGNETTES / "relapse_without_mri")
     out = dmtwatch("check", "--data", data, "--as-of", "2015-06-20", "--format", "csv").stdout

@@ -21,14 +21,24 @@ from rich.console import Console
 from dmtwatch.io import InputRejected, Problem, read_clinic
 from dmtwatch.model.dataset import Dataset
 
+# Error output is read in pipes and logs, where people grep it: it is never hard-wrapped.
+# On a terminal Typer's Rich panels and tracebacks are fine (the terminal can be widened);
+# elsewhere Click's plain one-line usage errors and Python's plain traceback, because a
+# Rich panel is cut to 80 columns there and splits a long path or value mid-word.
+_STDERR_IS_TERMINAL = sys.stderr.isatty()
+
 app = typer.Typer(
     help="Safety monitoring and outcomes audit for people with MS on high-efficacy therapies.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="rich" if _STDERR_IS_TERMINAL else None,
+    pretty_exceptions_enable=_STDERR_IS_TERMINAL,
 )
-# A worklist needs room: when stdout is not a terminal (make demo, a pipe) use 160 columns.
-out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+# Lines of text are soft-wrapped (never broken by Rich; a long path stays whole), on stdout
+# and stderr alike. Only tables lay themselves out to a width (`print_table`): a worklist
+# needs room, so when stdout is not a terminal (make demo, a pipe) that is 160 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)
 
 MAX_PROBLEMS_SHOWN = 200
 
@@ -190,7 +200,7 @@ def check(
     loaded = _load(data, db, fhir, fhir_url)
     result = run_check(loaded.dataset, day)
     if format is CheckFormat.table:
-        console = Console(file=out_path.open("w"), width=200) if out_path else out
+        console = Console(file=out_path.open("w"), width=200, soft_wrap=True) if out_path else out
         worklist.print_table(result, console, limit)
     else:
         if format is CheckFormat.fhir:

@@ -63,7 +63,7 @@ def print_table(result: Signals, console: Console, limit: int = 50) -> None:
                 for c in TABLE_COLUMNS
             ]
         )
-    console.print(table)
+    console.print(table, soft_wrap=False)  # a table fits itself to the width
     p = result.prior
     console.print(
         f"prior: alpha1 {p.alpha1:.4g}, beta1 {p.beta1:.4g}, alpha2 {p.alpha2:.4g}, beta2 {p.beta2:.4g}, "

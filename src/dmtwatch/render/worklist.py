@@ -128,7 +128,7 @@ def print_table(result: Findings, console: Console, limit: int | None = None) ->
             code,
             f"[bold]{f['title']}[/]\n[dim]{f['detail']}[/]",
         )
-    console.print(table)
+    console.print(table, soft_wrap=False)  # a table fits itself to the width
     if limit is not None and len(findings) > limit:
         console.print(
             f"... {len(findings) - limit} more finding(s); use --format json or csv for all."
