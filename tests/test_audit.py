@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from dmtwatch.audit import stats
 from dmtwatch.audit.context import AuditOptions
+from dmtwatch.audit.relapses import rate_ratio
 from dmtwatch.audit.run import run_audit
 from dmtwatch.io import read_clinic
 from tests.clinic import alemtuzumab_course, day, lab, write_clinic
@@ -152,8 +155,11 @@ def test_report_b_thyroid_infections_mri(report_b: dict) -> None:
     mri = report_b["mri"]
     assert mri["pre"] == {"scanned_n": 11, "new_t2_n": 8, "gd_n": 4, "missing_n": 0}
     assert mri["post"] == {"scanned_n": 11, "new_t2_n": 0, "gd_n": 0, "missing_n": 0}
-    assert report_b["neda"]["year1"]["evaluable_n"] == 11
-    assert report_b["neda"]["year1"]["neda_n"] == 10  # P05 relapsed
+    # report B recorded no EDSS: NEDA-3 is not evaluable (it once read "10 of 11")
+    neda = report_b["neda"]["year1"]
+    assert (neda["evaluable_n"], neda["neda_n"], neda["not_evaluable_n"]) == (0, None, 11)
+    assert neda["missing_n"] == {"follow_up": 0, "mri": 0, "edss": 11}
+    assert neda["recorded"] == {"mri": True, "edss": False}
 
 
 def test_every_count_has_its_records(report_b: dict) -> None:
@@ -279,3 +285,138 @@ def test_audit_json_command(tmp_path: Path) -> None:
         "Annualised relapse rate (ARR)",
         "NEDA-3",
     }
+
+
+# Sparse real data: missing is never zero ------------------------------------------------
+
+SPARSE_AS_OF = dt.date(2014, 1, 1)
+
+
+def sparse_clinic(folder: Path, n: int = 15, relapsed: int = 3) -> Path:
+    """A clinic as clinics send it: alemtuzumab, relapses only after day 0 (none before),
+    one scan a year on, a lab at day 500, and neither EDSS scores nor any adverse event."""
+    treatments, relapses, mri, labs = [], [], [], []
+    for i in range(n):
+        pid, d0 = f"S{i + 1:02d}", dt.date(2012, 1, 2) + dt.timedelta(days=7 * i)
+        treatments.append(alemtuzumab_course(pid, d0))
+        if i < relapsed:
+            relapses.append({"patient_id": pid, "onset_date": day(d0, 100 + i)})
+        mri.append({"patient_id": pid, "date": day(d0, 365), "new_t2": 0, "gd_enhancing": 0})
+        labs.append(lab(pid, day(d0, 500), "tsh", 1.5, "mIU/L"))
+    return write_clinic(folder, treatments=treatments, relapses=relapses, mri=mri, labs=labs)
+
+
+@pytest.fixture(scope="module")
+def sparse(tmp_path_factory) -> dict:
+    dataset, _ = read_clinic(sparse_clinic(tmp_path_factory.mktemp("sparse")))
+    return run_audit(dataset, SPARSE_AS_OF)
+
+
+def _numbers(value) -> list[float]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _numbers(v)]
+    return [value] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def test_no_relapses_before_day0_the_rate_ratio_is_not_estimable(sparse: dict) -> None:
+    r = sparse["relapses"]
+    assert (r["pre_relapses"], r["post_relapses"]) == (0, 3)
+    assert r["rate_ratio"] is None and r["rate_ratio_estimable"] is False
+    assert "no relapses before day 0" in r["rate_ratio_note"]
+    # the exact conditional interval keeps its lower limit: 3 of 3 events after, equal
+    # person-time: p_lo = 0.025 ** (1/3), ratio p / (1 - p)
+    p_lo = 0.025 ** (1 / 3)
+    assert r["rate_ratio_ci"][0] == pytest.approx(p_lo / (1 - p_lo), rel=1e-4)
+    assert r["rate_ratio_ci"][1] is None
+    # the negative binomial once printed 4.9e9 here
+    assert r["negative_binomial"] is None and r["negative_binomial_estimable"] is False
+    assert "no relapses before day 0" in r["negative_binomial_note"]
+    assert max(_numbers({k: v for k, v in r.items() if k != "km"})) < 1e3
+
+
+def test_rate_ratio_with_zero_counts() -> None:
+    """Zero after: a ratio of 0 with its exact upper limit. Zero in both: nothing to
+    compare. No person-time: nothing either. Never an infinite or absurd number."""
+    after_none = rate_ratio(k0=10, t0=5.0, k1=0, t1=5.0)
+    p_hi = 1 - 0.025 ** (1 / 10)  # Clopper-Pearson upper limit of 0 of 10
+    assert after_none["rate_ratio"] == 0 and after_none["rate_ratio_estimable"] is True
+    assert after_none["rate_ratio_ci"] == pytest.approx([0.0, p_hi / (1 - p_hi)], rel=1e-6)
+    both_none = rate_ratio(k0=0, t0=5.0, k1=0, t1=5.0)
+    assert both_none["rate_ratio"] is None and both_none["rate_ratio_ci"] is None
+    assert both_none["rate_ratio_estimable"] is False
+    assert both_none["rate_ratio_note"] == "no relapses before or after day 0"
+    no_time = rate_ratio(k0=2, t0=0.0, k1=1, t1=5.0)
+    assert (
+        no_time["rate_ratio"] is None
+        and no_time["rate_ratio_note"] == "no person-time before day 0"
+    )
+
+
+@pytest.mark.parametrize("empty", ["pre", "post"])
+def test_negative_binomial_is_absent_when_a_period_has_no_relapses(empty: str) -> None:
+    """The fit's log ratio runs off to infinity: it once returned 7e-11 (0 after) with a
+    tight interval. Absent instead."""
+    counts = np.array([1, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    zeros, py = np.zeros(15, int), np.full(15, 1.0)
+    pre, post = (zeros, counts) if empty == "pre" else (counts, zeros)
+    assert stats.negative_binomial_ratio(pre, post, py, py * 0.8) is None
+
+
+def test_no_edss_neda_is_not_evaluable(sparse: dict) -> None:
+    """Without EDSS it once read '12 of 15 had NEDA-3'."""
+    year1 = sparse["neda"]["year1"]
+    assert (year1["evaluable_n"], year1["neda_n"], year1["not_evaluable_n"]) == (0, None, 15)
+    assert year1["missing_n"] == {"follow_up": 0, "mri": 0, "edss": 15}
+    assert year1["recorded"] == {"mri": True, "edss": False}
+    assert all(p["neda"] is None and p["missing"] == ["edss"] for p in year1["patients"])
+
+
+def test_neda_is_decided_per_patient(tmp_path: Path) -> None:
+    """Evaluable only with every part: follow-up, the year's scan, an EDSS on or before
+    day 0 and one in the year. A patient lacking one is not evaluable, whatever else."""
+    d0 = dt.date(2012, 3, 5)
+    pids = ["N1", "N2", "N3", "N4", "N5"]
+    edss = [  # N2 has none; N5 only a baseline
+        {"patient_id": p, "date": day(d0, d), "score": 2.0}
+        for p in ("N1", "N3", "N4")
+        for d in (-20, 360)
+    ] + [{"patient_id": "N5", "date": day(d0, -20), "score": 2.0}]
+    tables = {
+        "treatments": [alemtuzumab_course(p, d0) for p in pids],
+        "relapses": [{"patient_id": "N3", "onset_date": day(d0, 200)}],
+        "mri": [
+            {"patient_id": p, "date": day(d0, 365), "new_t2": 0, "gd_enhancing": 0}
+            for p in ("N1", "N2", "N3", "N5")  # N4 has no scan
+        ],
+        "edss": edss,
+        "labs": [lab(p, day(d0, 500), "tsh", 1.5, "mIU/L") for p in pids],
+    }
+    dataset, _ = read_clinic(write_clinic(tmp_path, **tables))
+    year1 = run_audit(dataset, day(d0, 600))["neda"]["year1"]
+    by_id = {p["patient_id"]: p for p in year1["patients"]}
+    assert by_id["N1"]["neda"] is True and by_id["N3"]["neda"] is False  # N3 relapsed
+    assert by_id["N2"]["missing"] == ["edss"] and by_id["N2"]["neda"] is None
+    assert by_id["N4"]["missing"] == ["mri"] and by_id["N5"]["missing"] == ["edss"]
+    assert (year1["evaluable_n"], year1["neda_n"], year1["not_evaluable_n"]) == (2, 1, 3)
+    assert year1["missing_n"] == {"follow_up": 0, "mri": 1, "edss": 2}
+
+
+def test_no_adverse_events_table_infections_are_not_recorded(sparse: dict) -> None:
+    """It once read 'none of 15 had an infection'."""
+    inf = sparse["infections"]
+    assert inf["recorded"] is False and inf["any_n"] is None and inf["serious_n"] is None
+    assert sparse["adverse_events"]["recorded"] is False
+
+
+def test_recorded_adverse_events_without_infection_count_zero(tmp_path: Path) -> None:
+    folder = sparse_clinic(tmp_path, n=3, relapsed=0)
+    ae = {"patient_id": "S01", "onset_date": "2012-02-01", "term": "Rash", "category": "other"}
+    write_clinic(
+        folder, adverse_events=[ae], patients=[{"patient_id": p} for p in ("S01", "S02", "S03")]
+    )
+    dataset, _ = read_clinic(folder)
+    result = run_audit(dataset, SPARSE_AS_OF)
+    inf = result["infections"]
+    assert (inf["recorded"], inf["any_n"], inf["serious_n"]) == (True, 0, 0)

@@ -325,3 +325,56 @@ def test_pre_window_on_previous_therapy(result: dict, quick_figures: None) -> No
     text = _text(render_html(therapy))
     assert "fell from 2.55 (95% CI 1.69–3.68) on the previous therapy to 0.09" in text
     assert "On previous therapy" in text
+
+
+# Sparse real data: the report says what is missing, in words --------------------------
+
+
+@pytest.fixture(scope="module")
+def sparse_text(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The report of a clinic with no relapses before day 0, no EDSS, no adverse events."""
+    import datetime as dt
+
+    from dmtwatch.audit.run import run_audit
+    from dmtwatch.io import read_clinic
+    from tests.test_audit import sparse_clinic
+
+    dataset, _ = read_clinic(sparse_clinic(tmp_path_factory.mktemp("sparse")))
+    return _text(render_html(run_audit(dataset, dt.date(2014, 1, 1))))
+
+
+def test_sparse_report_says_the_rate_ratio_is_not_estimable(sparse_text: str) -> None:
+    assert (
+        "Rate ratio, after / before (95% CI) not estimable: no relapses before day 0,"
+        " so the ratio is unbounded; exact 95% CI from 0.41, no upper limit"
+    ) in sparse_text
+    assert "Negative binomial rate ratio not estimable: no relapses before day 0" in sparse_text
+    assert "(rate ratio not estimable: no relapses before day 0" in sparse_text  # in brief
+    assert not re.search(r"\d[eE][+-]?\d", sparse_text)  # no 4.9e9, no 4.9e+09
+
+
+def test_sparse_report_says_neda_is_not_evaluable(sparse_text: str) -> None:
+    assert "NEDA-3 at one year is not evaluable: no EDSS recorded." in sparse_text
+    assert "Year 1 0 not evaluable: no EDSS recorded 15 (15 without an EDSS" in sparse_text
+    assert "of 15 (" not in sparse_text.split("No evidence of disease activity (NEDA-3)")[1][:200]
+
+
+def test_sparse_report_says_infections_were_not_recorded(sparse_text: str) -> None:
+    assert "Infections and other adverse events were not recorded in these data." in sparse_text
+    assert "Not recorded: these data hold no adverse events at all" in sparse_text
+    assert "had an infection" not in sparse_text
+
+
+def test_rate_ratio_renders_zero_after_and_none_at_all(result: dict, quick_figures: None) -> None:
+    none_after = copy.deepcopy(result)
+    none_after["relapses"] |= {"rate_ratio": 0.0, "rate_ratio_ci": [0.0, 0.13]}
+    assert "Rate ratio, after / before (95% CI) 0 (0–0.13)" in _text(render_html(none_after))
+    none_at_all = copy.deepcopy(result)
+    none_at_all["relapses"] |= {
+        "rate_ratio": None,
+        "rate_ratio_ci": None,
+        "rate_ratio_estimable": False,
+        "rate_ratio_note": "no relapses before or after day 0",
+    }
+    text = _text(render_html(none_at_all))
+    assert "(95% CI) not estimable: no relapses before or after day 0" in text

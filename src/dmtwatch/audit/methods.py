@@ -52,7 +52,7 @@ def methods(o: AuditOptions, as_of: str) -> list[dict]:
         },
         {
             "term": "Rate ratio",
-            "definition": "ARR after divided by ARR before, with an exact 95% interval conditional on the total number of relapses (binomial, Clopper-Pearson).",
+            "definition": "ARR after divided by ARR before, with an exact 95% interval conditional on the total number of relapses (binomial, Clopper-Pearson). Not estimable without relapses before day 0 (the ratio is unbounded; the exact interval keeps its lower limit) or without relapses at all.",
         },
         {
             "term": "Paired comparison",
@@ -60,7 +60,7 @@ def methods(o: AuditOptions, as_of: str) -> list[dict]:
         },
         {
             "term": "Negative binomial model",
-            "definition": "Relapse counts by period with a log person-time offset and patient-clustered standard errors; reported with the overdispersion of the counts.",
+            "definition": "Relapse counts by period with a log person-time offset and patient-clustered standard errors; reported with the overdispersion of the counts. Not fitted when either period has no relapses (its ratio would be 0 or unbounded) or the fit does not converge.",
         },
         {
             "term": "Time to first relapse",
@@ -92,7 +92,7 @@ def methods(o: AuditOptions, as_of: str) -> list[dict]:
         },
         {
             "term": "Infections and adverse events",
-            "definition": "Adverse events with onset from day 0 to the end of follow-up; patients with any, and with any serious, by term and category.",
+            "definition": "Adverse events with onset from day 0 to the end of follow-up; patients with any, and with any serious, by term and category. Data without any adverse event are reported as not recorded, not as none.",
         },
         {
             "term": "MRI before",
@@ -108,7 +108,7 @@ def methods(o: AuditOptions, as_of: str) -> list[dict]:
         },
         {
             "term": "NEDA-3",
-            "definition": f"At year 1 (and 2): no relapse, no MRI activity on the scan nearest the anniversary (window {lo}-{hi} days, shifted by a year for year 2), and no confirmed EDSS worsening (1.5 points from 0, 1.0 up to 5.0, 0.5 above, confirmed at least 168 days later). Evaluable: followed for the whole period and scanned in the window.",
+            "definition": f"At year 1 (and 2): no relapse, no MRI activity on the scan nearest the anniversary (window {lo}-{hi} days, shifted by a year for year 2), and no confirmed EDSS worsening (1.5 points from 0, 1.0 up to 5.0, 0.5 above, confirmed at least 168 days later). Decided per patient: evaluable only with data for every part (followed for the whole period, scanned in the window, an EDSS on or before day 0 and one in the year); a patient without them is not evaluable, never counted as free of activity.",
         },
         {
             "term": "CNS inflammation watch",

@@ -63,13 +63,14 @@ def relapse_section(ctx: AuditContext) -> dict:
     if t1 > 0:
         out["arr_post"] = k1 / t1
         out["arr_post_ci"] = list(stats.poisson_rate_ci(k1, t1))
-    if t0 > 0 and t1 > 0 and k0 > 0:
-        ratio, lo, hi = stats.rate_ratio_ci(k1, t1, k0, t0)
-        out["rate_ratio"], out["rate_ratio_ci"] = ratio, [lo, hi]
+    out |= rate_ratio(k0, t0, k1, t1)
     keep = (pre_py > 0) & (post_py > 0)
     out["paired"] = stats.paired_test(pre[keep] / pre_py[keep], post[keep] / post_py[keep])
-    out["negative_binomial"] = stats.negative_binomial_ratio(
-        pre[keep], post[keep], pre_py[keep], post_py[keep]
+    nb = stats.negative_binomial_ratio(pre[keep], post[keep], pre_py[keep], post_py[keep])
+    out["negative_binomial"] = nb
+    out["negative_binomial_estimable"] = nb is not None
+    out["negative_binomial_note"] = (
+        None if nb is not None else _nb_not_estimable(pre[keep], post[keep])
     )
     first = np.array(
         [r["first_relapse_day"] if r["first_relapse_day"] is not None else -1 for r in rows]
@@ -78,3 +79,46 @@ def relapse_section(ctx: AuditContext) -> dict:
     event = first >= 0
     out["km"] = stats.kaplan_meier(np.where(event, first, fu).astype(float), event.astype(int))
     return out
+
+
+def rate_ratio(k0: int, t0: float, k1: int, t1: float) -> dict:
+    """The after / before rate ratio with its exact conditional interval, or why there is
+    none: `rate_ratio` is null whenever the point estimate is not a finite number, so a
+    reader never meets an infinite or absurd ratio.
+
+    With no relapses before day 0 (k0 = 0, k1 > 0) the ratio is unbounded, yet the exact
+    interval still has a finite lower limit (binomial conditioning on k0 + k1): it is
+    kept, with a null upper limit. With none after (k1 = 0) the ratio is 0 and the exact
+    upper limit is finite. With none at all there is nothing to compare.
+    """
+    no_ratio = {"rate_ratio": None, "rate_ratio_ci": None, "rate_ratio_estimable": False}
+    if t0 <= 0 or t1 <= 0:
+        period = "before" if t0 <= 0 else "after"
+        return no_ratio | {"rate_ratio_note": f"no person-time {period} day 0"}
+    if k0 == 0 and k1 == 0:
+        return no_ratio | {"rate_ratio_note": "no relapses before or after day 0"}
+    ratio, lo, hi = stats.rate_ratio_ci(k1, t1, k0, t0)
+    if k0 == 0:
+        return no_ratio | {
+            "rate_ratio_ci": [lo, None],
+            "rate_ratio_note": "no relapses before day 0, so the ratio is unbounded",
+        }
+    return {
+        "rate_ratio": ratio,
+        "rate_ratio_ci": [lo, hi],
+        "rate_ratio_estimable": True,
+        "rate_ratio_note": None,
+    }
+
+
+def _nb_not_estimable(pre: np.ndarray, post: np.ndarray) -> str:
+    """Why the negative binomial model gave no ratio, in words for the report."""
+    if len(pre) < 3:
+        return "fewer than 3 patients with time before and after day 0"
+    if pre.sum() == 0 and post.sum() == 0:
+        return "no relapses before or after day 0"
+    if pre.sum() == 0:
+        return "no relapses before day 0, so the ratio is unbounded"
+    if post.sum() == 0:
+        return "no relapses after day 0, so the model's ratio would be 0 with no usable interval"
+    return "the model did not converge"

@@ -347,14 +347,9 @@ def _relapse_section(result: Mapping[str, Any]) -> dict[str, Any]:
         rows = [[label, *(c[1][i] for c in cols)] for i, label in enumerate(labels)]
         table = Table(["", *(c[0] for c in cols)], rows)
     compare = []
-    if as_number(rel.get("rate_ratio")) is not None:
-        ci = fmt_ci(rel.get("rate_ratio_ci"))
-        compare.append(
-            [
-                "Rate ratio, after / before (95% CI)",
-                fmt_est(rel["rate_ratio"]) + (f" ({ci})" if ci else ""),
-            ]
-        )
+    ratio_text = _rate_ratio_text(rel)
+    if ratio_text:
+        compare.append(["Rate ratio, after / before (95% CI)", ratio_text])
     paired = rel.get("paired")
     if isinstance(paired, Mapping) and paired:
         bits = []
@@ -378,6 +373,11 @@ def _relapse_section(result: Mapping[str, Any]) -> dict[str, Any]:
         if extra:
             text += "; " + ", ".join(extra)
         compare.append(["Negative binomial rate ratio (95% CI)", text])
+    elif rel.get("negative_binomial_estimable") is False:
+        note = rel.get("negative_binomial_note")
+        compare.append(
+            ["Negative binomial rate ratio", "not estimable" + (f": {note}" if note else "")]
+        )
     km = rel.get("km") if isinstance(rel.get("km"), Mapping) else {}
     if km and (km.get("events") is not None or km.get("censored") is not None):
         compare.append(
@@ -392,6 +392,23 @@ def _relapse_section(result: Mapping[str, Any]) -> dict[str, Any]:
         if compare
         else None,
     }
+
+
+def _rate_ratio_text(rel: Mapping[str, Any]) -> str | None:
+    """'0.036 (0.00087–0.22)', or why there is no ratio: with no relapses before day 0 it
+    is unbounded, said in words with the exact interval's lower limit, never a number
+    like 4.9e9. None for a result that says nothing about the ratio."""
+    if as_number(rel.get("rate_ratio")) is not None:
+        ci = fmt_ci(rel.get("rate_ratio_ci"))
+        return fmt_est(rel["rate_ratio"]) + (f" ({ci})" if ci else "")
+    if rel.get("rate_ratio_estimable") is not False:
+        return None
+    note = rel.get("rate_ratio_note")
+    text = "not estimable" + (f": {note}" if note else "")
+    ci = rel.get("rate_ratio_ci")
+    if isinstance(ci, Sequence) and len(ci) == 2 and as_number(ci[0]) is not None:
+        text += f"; exact 95% CI from {fmt_est(ci[0])}, no upper limit"
+    return text
 
 
 def _lab_summary(key: str, lab: Mapping[str, Any], labs: Mapping[str, Any], n: int) -> dict:
@@ -560,6 +577,9 @@ def _infection_section(result: Mapping[str, Any], n: int) -> dict[str, Any]:
     inf = _get(result, "infections", default={})
     ae = _get(result, "adverse_events", default={})
     out: dict[str, Any] = {}
+    if inf.get("recorded") is False:
+        out["not_recorded"] = NOT_RECORDED_AE
+        return out
     if inf:
         rows = [
             ["Any infection", fmt_n_of(inf.get("any_n"), n)],
@@ -593,6 +613,13 @@ def _infection_section(result: Mapping[str, Any], n: int) -> dict[str, Any]:
             ],
         )
     return out
+
+
+NOT_RECORDED_AE = (
+    "Not recorded: these data hold no adverse events at all (no adverse_events table, or an"
+    " empty one), so infections and other adverse events are not counted: not recorded is"
+    " not the same as none."
+)
 
 
 def _mri_section(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -643,22 +670,60 @@ def _year_label(key: Any) -> str:
     return f"Year {text[4:]}" if text.startswith("year") and text[4:].isdigit() else _humanise(key)
 
 
+NEDA_MISSING_WORDS = {  # after a count of patients: "13 without an EDSS ..."
+    "edss": "without an EDSS on or before day 0 and one in the year",
+    "mri": "without a scan in the window",
+    "follow_up": "not followed for the whole year",
+}
+NEDA_EVALUABLE_NOTE = (
+    "A patient is evaluable only with data for every part: followed for the whole year, a"
+    " scan in the window, an EDSS on or before day 0 and one in the year. A patient without"
+    " them is not evaluable, never counted as free of activity."
+)
+
+
+def _neda_missing(year: Mapping[str, Any]) -> str:
+    """'13 without an EDSS on or before day 0 and one in the year, 2 without a scan in the
+    window'; '' when the result does not say."""
+    missing = year.get("missing_n")
+    if not isinstance(missing, Mapping):
+        return ""
+    return ", ".join(
+        f"{_int(count)} {NEDA_MISSING_WORDS.get(str(part), 'without ' + _words(part))}"
+        for part, count in missing.items()
+        if as_number(count)
+    )
+
+
+def _neda_not_evaluable(year: Mapping[str, Any]) -> str:
+    """Why nobody is evaluable, in words: a part not recorded for anyone comes first."""
+    recorded = year.get("recorded") if isinstance(year.get("recorded"), Mapping) else {}
+    if recorded.get("edss") is False:
+        return "not evaluable: no EDSS recorded"
+    if recorded.get("mri") is False:
+        return "not evaluable: no MRI recorded"
+    return "not evaluable" if "not_evaluable_n" in year else "not yet evaluable"
+
+
 def _neda_section(result: Mapping[str, Any]) -> dict[str, Any]:
     neda = _get(result, "neda", default={})
-    rows = []
-    for key in sorted(neda, key=str):
-        v = neda[key]
-        if not isinstance(v, Mapping):
-            continue
-        label = _year_label(key)
-        ev = as_number(v.get("evaluable_n"))
-        if not ev:
-            rows.append([label, "0", "not yet evaluable"])
-        else:
-            rows.append([label, _int(ev), fmt_n_of(v.get("neda_n"), ev)])
-    if not rows:
+    years = [(k, neda[k]) for k in sorted(neda, key=str) if isinstance(neda[k], Mapping)]
+    if not years:
         return {}
-    return {"table": Table(["", "Evaluable patients", "NEDA-3"], rows)}
+    header = ["", "Evaluable patients", "NEDA-3"]
+    per_patient = any("not_evaluable_n" in v for _k, v in years)
+    if per_patient:
+        header.append("Not evaluable")
+    rows = []
+    for key, v in years:
+        ev = as_number(v.get("evaluable_n"))
+        row = [_year_label(key), _int(ev or 0)]
+        row.append(fmt_n_of(v.get("neda_n"), ev) if ev else _neda_not_evaluable(v))
+        if per_patient:
+            why = _neda_missing(v)
+            row.append(_int(v.get("not_evaluable_n")) + (f" ({why})" if why else ""))
+        rows.append(row)
+    return {"table": Table(header, rows, note=NEDA_EVALUABLE_NOTE if per_patient else "")}
 
 
 def _cns_section(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -745,7 +810,8 @@ def _neda_records(result: Mapping[str, Any]) -> list[dict[str, Any]]:
         for r in _list(neda[year].get("patients")):
             pid = str(r.get("patient_id"))
             if not r.get("evaluable"):
-                text = "not evaluable"
+                missing = [NEDA_MISSING_WORDS.get(str(m), str(m)) for m in r.get("missing") or []]
+                text = "not evaluable" + (f": {', '.join(missing)}" if missing else "")
             elif r.get("neda"):
                 text = "NEDA-3"
             else:
@@ -977,6 +1043,8 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
             s += f" (rate ratio {fmt_est(rel['rate_ratio'])}" + (
                 f", 95% CI {rr_ci})" if rr_ci else ")"
             )
+        elif rel.get("rate_ratio_estimable") is False:
+            s += f" (rate ratio {_rate_ratio_text(rel)})"
         out.append(s + ".")
 
     haem, other, zero, zero_other = [], [], {}, {}
@@ -1011,7 +1079,9 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
         out.append("Other lab abnormalities: " + "; ".join(other) + ".")
 
     inf = _get(result, "infections", default={})
-    if inf.get("any_n") is not None:
+    if inf.get("recorded") is False:
+        out.append("Infections and other adverse events were not recorded in these data.")
+    elif inf.get("any_n") is not None:
         any_n, serious = as_number(inf.get("any_n")) or 0, as_number(inf.get("serious_n"))
         s = f"{_cap(_some_of(any_n, n))} had an infection"
         if serious is not None:
@@ -1058,12 +1128,16 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
     mri = _get(result, "mri", default={})
     pre_m, post_m = mri.get("pre"), mri.get("post")
     bits = []
-    if isinstance(pre_m, Mapping) and pre_m.get("scanned_n") is not None:
+    if isinstance(pre_m, Mapping) and as_number(pre_m.get("scanned_n")) == 0:
+        bits.append("no patient was scanned in the window before day 0")  # missing, not none
+    elif isinstance(pre_m, Mapping) and pre_m.get("scanned_n") is not None:
         bits.append(
             f"before day 0, {_some_of(pre_m.get('new_t2_n'), pre_m['scanned_n'])} scanned patients had new T2 lesions"
             f" and {_some_of(pre_m.get('gd_n'), pre_m['scanned_n'])} gadolinium-enhancing lesions"
         )
-    if isinstance(post_m, Mapping) and post_m.get("scanned_n") is not None:
+    if isinstance(post_m, Mapping) and as_number(post_m.get("scanned_n")) == 0:
+        bits.append("no patient was scanned in the window about a year after")
+    elif isinstance(post_m, Mapping) and post_m.get("scanned_n") is not None:
         t2, gd, sc = (
             as_number(post_m.get("new_t2_n")),
             as_number(post_m.get("gd_n")),
@@ -1083,10 +1157,21 @@ def _summary(result: Mapping[str, Any], n: int, drug: str) -> list[str]:
 
     neda = _get(result, "neda", "year1", default={})
     if as_number(neda.get("evaluable_n")):
-        out.append(
+        s = (
             f"At one year, {_some_of(neda.get('neda_n'), neda['evaluable_n'])} evaluable patients"
-            f" ({fmt_pct(neda.get('neda_n'), neda['evaluable_n'])}) had no evidence of disease activity (NEDA-3)."
+            f" ({fmt_pct(neda.get('neda_n'), neda['evaluable_n'])}) had no evidence of disease activity (NEDA-3)"
         )
+        if as_number(neda.get("not_evaluable_n")):
+            why = _neda_missing(neda)
+            s += f"; {_int(neda['not_evaluable_n'])} were not evaluable" + (
+                f" ({why})" if why else ""
+            )
+        out.append(s + ".")
+    elif as_number(neda.get("not_evaluable_n")):
+        s = f"NEDA-3 at one year is {_neda_not_evaluable(neda)}"
+        if s.endswith("not evaluable") and _neda_missing(neda):
+            s += f": no patient has data for every part ({_neda_missing(neda)})"
+        out.append(s + ".")
 
     cases = _list(_get(result, "cns", "cases", default=[]))
     if "cns" in result:
@@ -1126,7 +1211,7 @@ SECTION_KEYS = {
     "relapses": ("table", "compare"),
     "labs": ("table", "band_note"),
     "thyroid": ("table",),
-    "infections": ("summary", "terms", "categories"),
+    "infections": ("summary", "terms", "categories", "not_recorded"),
     "mri": ("table",),
     "neda": ("table",),
     "cns": ("table",),

@@ -50,7 +50,10 @@ def negative_binomial_ratio(
     import statsmodels.api as sm
 
     y = np.concatenate([pre, post]).astype(float)
-    if len(pre) < 3 or y.sum() == 0:
+    if len(pre) < 3 or pre.sum() == 0 or post.sum() == 0:
+        # With no events in one period the maximum-likelihood log ratio is -inf or +inf:
+        # the optimiser stops wherever it gives up (a "ratio" of 4.9e9 or 7e-11 with a
+        # tight interval). Absent, never an absurd number.
         return None
     period = np.concatenate([np.zeros(len(pre)), np.ones(len(post))])
     offset = np.log(np.concatenate([pre_py, post_py]))
@@ -63,6 +66,8 @@ def negative_binomial_ratio(
             fit = model.fit(disp=0, cov_type="cluster", cov_kwds={"groups": groups}, maxiter=200)
             # overdispersion: Pearson chi-square per degree of freedom of the Poisson model
             poisson = sm.GLM(y, x, family=sm.families.Poisson(), offset=offset).fit()
+        if not fit.mle_retvals.get("converged", True):
+            return None
         beta, se = float(fit.params[1]), float(fit.bse[1])
         alpha = float(fit.params[-1])
         dispersion = float(poisson.pearson_chi2 / poisson.df_resid)
