@@ -120,12 +120,14 @@ def monthly_labs(pid: str, first: dt.date, last: dt.date, tests=NORMAL) -> list[
 
 
 def monitored(pid: str, today: dt.date, course_days_ago: int = 200) -> list[dict]:
-    """An alemtuzumab course with baseline and monthly labs up to date: nothing to say."""
+    """An alemtuzumab course with baseline (urine protein:creatinine ratio included) and
+    monthly labs up to date: nothing to say."""
     start = today - dt.timedelta(days=course_days_ago)
     return [
         patient(pid),
         ms(pid, start - dt.timedelta(days=3 * 365)),
         alemtuzumab_course(pid, start),
+        lab(pid, "upcr", start - dt.timedelta(days=10), 8.0),  # the baseline-only ratio
         *monthly_labs(pid, start - dt.timedelta(days=10), today - dt.timedelta(days=5)),
     ]
 

@@ -180,9 +180,11 @@ LOW_GRADES = [
     *edges("leukocytes", cut("leukocytes", 2, "below"), (2, 1, 1), 0.1),
     *edges("leukocytes", cut("leukocytes", 3, "below"), (3, 2, 2), 0.1),
     *edges("leukocytes", cut("leukocytes", 4, "below"), (4, 3, 3), 0.1),
-    # neutrophils: the default LLN 1.5 is also the grade-2 cut, so grade 1 needs a lab LLN above it
-    *edges("neutrophils", cut("neutrophils", 2, "below"), (2, None, None), 0.01),
-    *edges("neutrophils", 2.0, (1, None, None), 0.01, ref_low=2.0),
+    # neutrophils: the default LLN (2.0) lies above the grade-2 cut, so grade 1 exists without
+    # the lab's own limit; then the lab's own, then 1.5 / 1.0 / 0.5
+    *edges("neutrophils", lln("neutrophils"), (1, None, None), 0.01),
+    *edges("neutrophils", 1.8, (1, None, None), 0.01, ref_low=1.8),
+    *edges("neutrophils", cut("neutrophils", 2, "below"), (2, 1, 1), 0.01),
     *edges("neutrophils", cut("neutrophils", 3, "below"), (3, 2, 2), 0.01),
     *edges("neutrophils", cut("neutrophils", 4, "below"), (4, 3, 3), 0.01),
     # platelets: LLN 150, then 75 / 50 / 25
@@ -193,10 +195,10 @@ LOW_GRADES = [
     *edges("platelets", cut("platelets", 4, "below"), (4, 3, 3), 1),
 ]
 
-CREATININE_BASE = 60.0  # normal, and 1.5 x it is still below the ULN
+CREATININE_BASE = 50.0  # normal, and 1.5 x it is still below the ULN (82, women)
 ALT_BAD_BASE = 60.0  # above the ALT ULN 40: an abnormal baseline
 HIGH_GRADES = [
-    # creatinine: 1.0 / 1.5 / 3.0 / 6.0 x ULN (catalogue default 110 umol/L, then the lab's own)
+    # creatinine: 1.0 / 1.5 / 3.0 / 6.0 x ULN (catalogue default for women, then the lab's own)
     *edges("creatinine", uln("creatinine", 1), (None, None, 1), 0.01),
     *edges("creatinine", uln("creatinine", 2), (1, 1, 2), 0.01),
     *edges("creatinine", uln("creatinine", 3), (2, 2, 3), 0.01),
@@ -213,7 +215,9 @@ HIGH_GRADES = [
     graded("alt", 100, 1, base=CAT["alt"].ref_high),  # a baseline at the ULN is still normal
     # ALT with an abnormal baseline: the ULN cuts switch off, multiples of the baseline count
     graded("alt", 80, None, base=ALT_BAD_BASE),  # above the ULN, below 1.5 x the baseline
-    *base_edges("alt", ALT_BAD_BASE, 1, "above_abnormal_baseline", (None, None, 1)),
+    # grade 1 against an abnormal baseline starts at 1.5 x baseline, inclusive
+    *base_edges("alt", ALT_BAD_BASE, 1, "at_least_abnormal_baseline", (None, 1, 1)),
+    *base_edges("ast", ALT_BAD_BASE, 1, "at_least_abnormal_baseline", (None, 1, 1)),
     *base_edges("alt", ALT_BAD_BASE, 2, "above_abnormal_baseline", (1, 1, 2)),
     *base_edges("alt", ALT_BAD_BASE, 3, "above_abnormal_baseline", (2, 2, 3)),
     *base_edges("alt", ALT_BAD_BASE, 4, "above_abnormal_baseline", (3, 3, 4)),
@@ -279,22 +283,22 @@ def _cases_day0_and_as_of() -> list[Case]:
             "LAB-CREATININE",
             rule("creatinine").severity[2],
             grade=2,
-            text=("baseline 60.0",),
+            text=("baseline 60)",),
         ),
         case(
             "creatinine-earlier-low-baseline-not-used",
             lambda p: (
                 p.course(D0)
-                .lab(day(D0, -20), "creatinine", 60)
-                .lab(day(D0, -5), "creatinine", 100)
-                .lab(POST, "creatinine", 95)
+                .lab(day(D0, -20), "creatinine", 50)
+                .lab(day(D0, -5), "creatinine", 80)
+                .lab(POST, "creatinine", 78)
             ),
             "LAB-CREATININE",
             None,
         ),
         case(
             "creatinine-result-after-day0-is-not-baseline",
-            lambda p: p.course(D0).lab(day(D0, 1), "creatinine", 60).lab(POST, "creatinine", 95),
+            lambda p: p.course(D0).lab(day(D0, 1), "creatinine", 50).lab(POST, "creatinine", 78),
             "LAB-CREATININE",
             None,
         ),
@@ -371,12 +375,13 @@ def _unit_pairs() -> list[tuple[Case, Case]]:
             1,
         ),
         pair("platelets-74000-per-uL", "platelets", (74, "10*9/L"), (74000, "/uL"), 2),
-        pair("creatinine-1.5-mg-per-dL", "creatinine", (132.63, "umol/L"), (1.5, "mg/dL"), 1),
+        # 132.63 umol/L is above 1.5 x the default upper limit for women (82)
+        pair("creatinine-1.5-mg-per-dL", "creatinine", (132.63, "umol/L"), (1.5, "mg/dL"), 2),
         pair(
-            "creatinine-0.11-mmol-per-L-at-ULN",
+            "creatinine-0.082-mmol-per-L-at-ULN",
             "creatinine",
-            (110, "umol/L"),
-            (0.11, "mmol/L"),
+            (82, "umol/L"),
+            (0.082, "mmol/L"),
             None,
         ),
     ]
@@ -390,7 +395,7 @@ UNIT_CASES = [
         "LAB-CREATININE",
         rule("creatinine").severity[1],
         grade=1,
-        text=("Creatinine 132.63 umol/L", "upper limit 106.104"),
+        text=("Creatinine 133 umol/L", "upper limit 106"),
     ),
     case(
         "units-creatinine-at-1.5x-lab-ULN-in-mg-per-dL",
@@ -404,7 +409,7 @@ UNIT_CASES = [
         lambda p: p.course(D0).lab(POST, "tsh", 8).lab(POST, "free_t4", 0.7, "ng/dL"),
         "THY-HYPO",
         "high",
-        text=("free T4 9.009 pmol/L (below range)",),
+        text=("free T4 9.01 pmol/L (below range)",),
     ),
 ]
 
@@ -591,7 +596,7 @@ def _overdue_edges() -> list[Case]:
     """For every schedule item: days past due = grace, grace + 1, grace + escalate, + 1."""
     out = []
     for protocol in (ALEM, NTZ):
-        for item in protocol.schedule:
+        for item in (i for i in protocol.schedule if i.interval_days is not None):
             g, e = item.grace_days, item.escalate_after_days
             for label, k, sev in (
                 ("grace", g, None),
@@ -677,30 +682,42 @@ def _overdue_cases() -> list[Case]:
             test="cbc",
             date=day(late, cbc.interval_days),
         ),
+        # the urinalysis needs urine cell counts: protein or dipstick alone is not one
         case(
-            "urinalysis-require-any-one-test-enough",
+            "urinalysis-cell-count-at-edge",
             lambda p: p.course(old).lab(
-                day(AS_OF, -uri.interval_days - uri.grace_days), "urine_protein", 0.1
+                day(AS_OF, -uri.interval_days - uri.grace_days), "urine_rbc", 1
             ),
             "MON-OVERDUE",
             None,
             test="urinalysis",
         ),
         case(
-            "urinalysis-require-any-most-recent-counts",
+            "urinalysis-protein-alone-does-not-count",
+            lambda p: p.course(old).lab(
+                day(AS_OF, -uri.interval_days - uri.grace_days), "urine_protein", 0.1
+            ),
+            "MON-OVERDUE",
+            "high",
+            test="urinalysis",
+            date=day(old, 4 + uri.interval_days),
+        ),
+        case(
+            "urinalysis-dipstick-alone-does-not-count",
             lambda p: (
                 p.course(old)
                 .lab(day(AS_OF, -300), "urine_rbc", 1)
                 .lab(
-                    day(AS_OF, -uri.interval_days - uri.grace_days - 1),
+                    day(AS_OF, -uri.interval_days - uri.grace_days),
                     "urine_blood",
                     "negative",
                     "",
                 )
             ),
             "MON-OVERDUE",
-            "routine",
+            "high",
             test="urinalysis",
+            date=day(AS_OF, -300 + uri.interval_days),
         ),
         # the monitoring tail: as-of on the last monitored day still counts, the day after not
         case(
@@ -718,7 +735,8 @@ def _overdue_cases() -> list[Case]:
             None,
             test="cbc",
         ),
-        # course 2 restarts the clock and the monitoring tail; results before it do not count
+        # course 2 restarts the clock for tests done in its baseline window or since, and
+        # the monitoring tail; a test last done long before is overdue from its own interval
         case(
             "cbc-course1-only-cbc-after-it",
             lambda p: cbc_on(p.course(day(AS_OF, -700)), every(day(AS_OF, -300))),
@@ -728,17 +746,37 @@ def _overdue_cases() -> list[Case]:
             date=day(AS_OF, -300 + cbc.interval_days),
         ),
         case(
-            "cbc-course2-restarts-clock-at-edge",
+            "cbc-course2-does-not-forgive-an-old-test",
             lambda p: cbc_on(p.course(day(AS_OF, -700)), every(day(AS_OF, -300))).course(
                 day(ok, -4), n=2
             ),
+            "MON-OVERDUE",
+            "high",
+            test="cbc",
+            date=day(AS_OF, -300 + cbc.interval_days),
+        ),
+        case(
+            "cbc-course2-baseline-in-window-restarts-clock-at-edge",
+            lambda p: cbc_on(
+                p.course(day(AS_OF, -700)), every(day(ok, -4 - cbc.baseline_days))
+            ).course(day(ok, -4), n=2),
             "MON-OVERDUE",
             None,
             test="cbc",
         ),
         case(
+            "cbc-course2-baseline-a-day-before-window-does-not",
+            lambda p: cbc_on(
+                p.course(day(AS_OF, -700)), every(day(ok, -4 - cbc.baseline_days - 1))
+            ).course(day(ok, -4), n=2),
+            "MON-OVERDUE",
+            "high",
+            test="cbc",
+            date=day(ok, -4 - cbc.baseline_days - 1 + cbc.interval_days),
+        ),
+        case(
             "cbc-course2-restarts-clock-day-after-edge",
-            lambda p: cbc_on(p.course(day(AS_OF, -700)), every(day(AS_OF, -300))).course(
+            lambda p: cbc_on(p.course(day(AS_OF, -700)), every(day(late, -10))).course(
                 day(late, -4), n=2
             ),
             "MON-OVERDUE",
@@ -807,40 +845,99 @@ OVERDUE_CASES = _overdue_edges() + _overdue_cases()
 
 
 def _pml_cases() -> list[Case]:
-    r = NTZ.exposure_flags[0]
-    long = r.min_exposure_days + 1  # days of exposure that count as "more than"
+    r = NTZ.risk_strata[0]
+    strata = {s.id: s for s in r.strata}
+    high, mid, three = strata["index_high"], strata["index_mid"], strata["all_three"]
+    long = high.exposure_above_days + 1  # days of exposure that count as "more than"
+    positive_cut = CAT["jcv_index"].ref_high
+    validity = NTZ.result_validity[0]
+    tail = NTZ.therapy.monitoring_days_after_end
 
-    def ntz(days: int, *indices: tuple[int, float]) -> callable:
-        """Natalizumab ongoing for `days` days up to AS_OF (inclusive); (day offset, index) results."""
+    def ntz(days: int, *indices: tuple[int, float], prior: str | None = None) -> callable:
+        """Natalizumab ongoing for `days` days up to AS_OF (inclusive); (day offset, index)
+        results; optionally a prior immunosuppressant long before."""
 
         def build(p: Rows) -> Rows:
             p.drug("natalizumab", day(AS_OF, -(days - 1)))
+            if prior:
+                p.drug(prior, day(AS_OF, -3000), day(AS_OF, -2900))
             for offset, v in indices:
                 p.lab(day(AS_OF, offset), "jcv_index", v, "")
             return p
 
         return build
 
-    just_above = round(r.above + 0.01, 6)
+    def after(drug: str, gap: int) -> callable:
+        """A high index long ago, then a low one `gap` days after `drug` ended."""
+        return lambda p: ntz(long, (-300, 3.0), (-10, 0.2))(p).drug(
+            drug, day(AS_OF, -10 - gap - 2), day(AS_OF, -10 - gap)
+        )
+
+    just_above = round(high.value_above + 0.01, 6)
     return [
-        case("pml-index-at-cut", ntz(long, (-10, r.above)), r.code, None),
+        # index bands after more than 24 months: > 1.5 high, > 0.9 intermediate
+        case("pml-index-at-high-cut", ntz(long, (-10, high.value_above)), r.code, mid.severity),
         case(
-            "pml-index-just-above-cut",
+            "pml-index-just-above-high-cut",
             ntz(long, (-10, just_above)),
             r.code,
-            r.severity,
-            text=(f"after {long} days",),
+            high.severity,
+            text=(f"after {long} days", "risk about 1 in 100"),
         ),
-        case("pml-exposure-at-min", ntz(r.min_exposure_days, (-10, 3.0)), r.code, None),
-        case("pml-exposure-min+1", ntz(long, (-10, 3.0)), r.code, r.severity),
-        case("pml-latest-index-low", ntz(long, (-200, 3.0), (-10, r.above - 0.1)), r.code, None),
+        case("pml-index-at-mid-cut", ntz(long, (-10, mid.value_above)), r.code, None),
         case(
-            "pml-index-after-as-of-ignored", ntz(long, (-10, r.above - 0.1), (1, 3.0)), r.code, None
+            "pml-index-just-above-mid-cut",
+            ntz(long, (-10, round(mid.value_above + 0.01, 6))),
+            r.code,
+            mid.severity,
+            text=("intermediate risk",),
+        ),
+        case("pml-exposure-at-min", ntz(high.exposure_above_days, (-10, 3.0)), r.code, None),
+        case("pml-exposure-min+1", ntz(long, (-10, 3.0)), r.code, high.severity),
+        case("pml-latest-index-low", ntz(long, (-200, 3.0), (-10, 0.5)), r.code, None),
+        case("pml-index-after-as-of-ignored", ntz(long, (-10, 0.5), (1, 3.0)), r.code, None),
+        # positive + more than 24 months + a prior immunosuppressant: whatever the index
+        *[
+            case(
+                f"pml-all-three-{drug}",
+                ntz(long, (-10, round(positive_cut + 0.01, 6)), prior=drug),
+                r.code,
+                three.severity,
+                text=("highest-risk group", f"{drug} from"),
+            )
+            for drug in r.prior_drugs
+        ],
+        case(
+            "pml-prior-is-index-at-positive-cut-negative",
+            ntz(long, (-10, positive_cut), prior="mitoxantrone"),
+            r.code,
+            None,
         ),
         case(
-            "pml-natalizumab-stopped-before-as-of",
-            lambda p: p.drug("natalizumab", day(AS_OF, -1000), day(AS_OF, -1)).lab(
-                day(AS_OF, -10), "jcv_index", 3.0, ""
+            "pml-prior-is-exposure-at-min",
+            ntz(high.exposure_above_days, (-10, 0.5), prior="mitoxantrone"),
+            r.code,
+            None,
+        ),
+        case(
+            "pml-steroids-not-prior-is",
+            ntz(long, (-10, 0.5), prior="methylprednisolone"),
+            r.code,
+            None,
+        ),
+        # PML vigilance goes on for the monitoring tail after the last infusion
+        case(
+            "pml-vigilance-last-day-after-stop",
+            lambda p: p.drug("natalizumab", day(AS_OF, -1000), day(AS_OF, -tail)).lab(
+                day(AS_OF, -tail - 10), "jcv_index", 3.0, ""
+            ),
+            r.code,
+            high.severity,
+        ),
+        case(
+            "pml-vigilance-ended-day-before",
+            lambda p: p.drug("natalizumab", day(AS_OF, -1000), day(AS_OF, -tail - 1)).lab(
+                day(AS_OF, -tail - 10), "jcv_index", 3.0, ""
             ),
             r.code,
             None,
@@ -853,7 +950,7 @@ def _pml_cases() -> list[Case]:
                 .lab(day(AS_OF, -10), "jcv_index", 3.0, "")
             ),
             r.code,
-            r.severity,
+            high.severity,
             text=(f"after {long} days",),
         ),
         case(
@@ -866,6 +963,28 @@ def _pml_cases() -> list[Case]:
             r.code,
             None,
         ),
+        # a result drawn too soon after plasma exchange or IVIg does not lower the stratum
+        *[
+            c
+            for drug, days in validity.invalid_after.items()
+            for c in (
+                case(f"pml-{drug}-day-{days}-invalid", after(drug, days), r.code, high.severity),
+                case(
+                    f"pml-{drug}-day-{days}-invalid-repeat",
+                    after(drug, days),
+                    validity.code,
+                    validity.severity,
+                    text=(f"drawn {days} days after the last day of {drug}",),
+                ),
+                case(f"pml-{drug}-day-{days + 1}-valid", after(drug, days + 1), r.code, None),
+                case(
+                    f"pml-{drug}-day-{days + 1}-valid-no-repeat",
+                    after(drug, days + 1),
+                    validity.code,
+                    None,
+                ),
+            )
+        ],
     ]
 
 
@@ -878,13 +997,15 @@ PML_CASES = _pml_cases()
 def _cns_mri_cases() -> list[Case]:
     r = ALEM.relapse_imaging[0]
     w = r.within_days
-    onset = day(D0, 100)
+    age = r.ageing
+    onset = day(AS_OF, -60)  # recent: not yet aged
+    c0 = day(onset, -100)  # day 0 of these cases
 
     def relapse(*mris: tuple, at: dt.date = onset, confirmed: bool = True) -> callable:
         """A relapse at `at` and MRIs (day offset from onset, region, contrast)."""
 
         def build(p: Rows) -> Rows:
-            p.course(D0).relapse(at, confirmed)
+            p.course(c0).relapse(at, confirmed)
             for offset, region, contrast in mris:
                 p.mri(day(at, offset), region, contrast)
             return p
@@ -932,12 +1053,21 @@ def _cns_mri_cases() -> list[Case]:
             "mri-relapse-on-as-of-urgent-at-once", relapse(at=AS_OF), r.code, r.severity, date=AS_OF
         ),
         case("mri-relapse-after-as-of-ignored", relapse(at=day(AS_OF, 1)), r.code, None),
-        case("mri-unconfirmed-relapse-ignored", relapse(confirmed=False), r.code, None),
-        case("mri-relapse-day-before-day0-ignored", relapse(at=day(D0, -1)), r.code, None),
-        case("mri-relapse-on-day0-counts", relapse(at=D0), r.code, r.severity, date=D0),
+        # every apparent relapse, confirmed or not
+        case("mri-unconfirmed-relapse-counts", relapse(confirmed=False), r.code, r.severity),
+        case("mri-relapse-day-before-day0-ignored", relapse(at=day(c0, -1)), r.code, None),
+        case("mri-relapse-on-day0-counts", relapse(at=c0), r.code, age.severity, date=c0),
+        # an alarm without a scan ages: urgent up to the ageing day, then lower
+        case("mri-none-at-ageing-day", relapse(at=day(AS_OF, -age.after_days)), r.code, r.severity),
+        case(
+            "mri-none-a-day-past-ageing",
+            relapse(at=day(AS_OF, -age.after_days - 1)),
+            r.code,
+            age.severity,
+        ),
         case(
             "mri-earlier-relapse-scan-does-not-cover-later",
-            lambda p: p.course(D0).relapse(onset).mri(day(onset, 2)).relapse(day(onset, 30)),
+            lambda p: p.course(c0).relapse(onset).mri(day(onset, 2)).relapse(day(onset, 30)),
             r.code,
             r.severity,
             date=day(onset, 30),
@@ -951,10 +1081,9 @@ def _cns_ring_cases() -> list[Case]:
     start = day(AS_OF, -400)
     end = day(start, 4)
     scan = day(end, 150)
-    inside, outside = (
-        "inside the B-cell repopulation window",
-        "outside the B-cell repopulation window",
-    )
+    inside = ALEM.repopulation_wording["inside"]
+    before = ALEM.repopulation_wording["before"]
+    after = ALEM.repopulation_wording["after"]
 
     def ring(days_after_end: int, text: str) -> Case:
         return case(
@@ -972,10 +1101,10 @@ def _cns_ring_cases() -> list[Case]:
         )
 
     return [
-        ring(lo - 1, outside),
+        ring(lo - 1, before),
         ring(lo, inside),
         ring(hi, inside),
-        ring(hi + 1, outside),
+        ring(hi + 1, after),
         case("ring-zero-no-finding", lambda p: p.course(start).mri(scan, ring=0), r.code, None),
         case(
             "ring-on-day0",
@@ -996,16 +1125,30 @@ def _cns_ring_cases() -> list[Case]:
             r.code,
             None,
         ),
+        # rescue therapy lowers the severity only once a follow-up scan exists
         *[
             case(
-                f"ring-rescue-{d}-on-scan-day",
+                f"ring-rescue-{d}-on-scan-day-no-follow-up",
                 with_rescue(d, 0),
                 r.code,
-                r.rescued_severity,
+                r.severity,
                 text=(f"{d} from {scan}",),
             )
             for d in r.rescue_drugs
         ],
+        case(
+            "ring-rescue-and-a-follow-up-scan",
+            lambda p: with_rescue("plasma_exchange", 0)(p).mri(day(scan, 30)),
+            r.code,
+            r.rescued_severity,
+        ),
+        case(
+            "ring-rescue-follow-up-still-ring-urgent",
+            lambda p: with_rescue("plasma_exchange", 0)(p).mri(day(scan, 30), ring=1),
+            r.code,
+            r.severity,
+            date=day(scan, 30),
+        ),
         case(
             "ring-rescue-day-before-scan-not-counted",
             with_rescue("plasma_exchange", -1),
@@ -1066,7 +1209,7 @@ def _cns_ring_cases() -> list[Case]:
 def _cns_stroke_cases() -> list[Case]:
     r = ALEM.infusion_proximity[0]
     n = r.days_after_infusion
-    start = day(AS_OF, -300)
+    start = day(AS_OF, -30)
     end = day(start, 4)
 
     def onset(at: dt.date, confirmed: bool = True) -> callable:

@@ -14,21 +14,37 @@ from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode, last_end_before, treatment_rows
 from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.text import as_text
-from dmtwatch.protocols.schema import ImagingFinding, InfusionProximity, Protocol, RelapseImaging
+from dmtwatch.protocols.schema import (
+    Ageing,
+    ImagingFinding,
+    InfusionProximity,
+    Protocol,
+    RelapseImaging,
+)
 
 Pair = tuple[ibis.Table, ibis.Table]
 
 
 def _repopulation(protocol: Protocol, days: ibis.IntegerValue) -> ibis.StringValue:
+    """Where a day after the last infusion lies against the window, in the protocol's words."""
     if protocol.repopulation_window_days is None:
         return ibis.literal("no repopulation window defined")
     lo, hi = protocol.repopulation_window_days
-    span = f"days {lo}-{hi}"
-    return ibis.ifelse(
-        (days >= lo) & (days <= hi),
-        f"inside the B-cell repopulation window, {span}",
-        f"outside the B-cell repopulation window, {span}",
+    words = protocol.repopulation_wording
+    return ibis.cases(
+        (days < lo, words["before"]), (days <= hi, words["inside"]), else_=words["after"]
     )
+
+
+def _aged(
+    ctx: Context, severity: ibis.Value | str, since: ibis.DateValue, ageing: Ageing | None
+) -> ibis.Value:
+    """A severity lowered once the event is more than `ageing.after_days` old."""
+    current = ibis.literal(severity) if isinstance(severity, str) else severity
+    if ageing is None:
+        return current
+    old = ctx.as_of_lit.delta(since, unit="day") > ageing.after_days
+    return ibis.ifelse(old, ageing.severity, current)
 
 
 def _after_day0(ctx: Context, protocol: Protocol, table: ibis.Table, date: str) -> ibis.Table:
@@ -89,7 +105,11 @@ def _relapse_imaging(ctx: Context, protocol: Protocol, rule: RelapseImaging) -> 
         t,
         protocol=protocol,
         rule=rule,
-        severity=ibis.ifelse(t.first_mri.isnull(), rule.severity, rule.late_severity),
+        severity=ibis.ifelse(
+            t.first_mri.isnull(),
+            _aged(ctx, rule.severity, t.onset_date, rule.ageing),
+            rule.late_severity,
+        ),
         date=t.onset_date,
         fields={
             "onset_date": t.onset_date,
@@ -153,9 +173,10 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
         j,
         protocol=protocol,
         rule=rule,
+        # urgent until a follow-up scan exists, rescue therapy or not
         severity=ibis.cases(
             (receded, rule.receded_severity),
-            (j.n_rescue > 0, rule.rescued_severity),
+            (j.l_date.notnull() & (j.n_rescue > 0), rule.rescued_severity),
             else_=rule.severity,
         ),
         date=j.date,
@@ -190,29 +211,66 @@ def infusion_proximity(ctx: Context, protocol: Protocol) -> list[Pair]:
 
 def _proximity(ctx: Context, protocol: Protocol, rule: InfusionProximity) -> Pair:
     rows = treatment_rows(ctx, protocol.therapy).rename(i_patient="patient_id")
-    rel = ctx.tables["relapses"].select("patient_id", "onset_date")
-    j = rel.join(
+    events = _events(ctx, rule)
+    j = events.join(
         rows,
-        (rel.patient_id == rows.i_patient)
-        & (rel.onset_date >= rows.start_date)
-        & (rel.onset_date <= add_days(rows.end_date, rule.days_after_infusion)),
+        (events.patient_id == rows.i_patient)
+        & (events.onset_date >= rows.start_date)
+        & (events.onset_date <= add_days(rows.end_date, rule.days_after_infusion)),
     )
     infusion = ibis.least(j.end_date, j.onset_date)
     j = j.mutate(infusion_date=infusion, days_after=j.onset_date.delta(infusion, unit="day"))
     t = j.mutate(
-        rn=ibis.row_number().over(group_by="patient_id", order_by=ibis.desc(j.onset_date))
+        rn=ibis.row_number().over(
+            group_by="patient_id", order_by=[ibis.desc(j.onset_date), j.event]
+        )
     ).filter(_.rn == 0)
     t = ctx.stage(t)
     found = make_findings(
         t,
         protocol=protocol,
         rule=rule,
-        severity=rule.severity,
+        severity=_aged(ctx, rule.severity, t.onset_date, rule.ageing),
         date=t.onset_date,
         fields={
+            "event": t.event,
             "onset_date": t.onset_date,
             "days_after_infusion": t.days_after,
             "infusion_date": t.infusion_date,
         },
     )
-    return found, _relapse_evidence(t, rule.code)
+    ev = make_evidence(
+        t,
+        code=rule.code,
+        table=t.source,
+        date=t.onset_date,
+        item=t.event,
+        value=as_text(t.onset_date),
+    )
+    return found, ev
+
+
+def _events(ctx: Context, rule: InfusionProximity) -> ibis.Table:
+    """The events a proximity rule reads: (patient_id, onset_date, event, source table)."""
+    parts = []
+    if rule.relapses:
+        rel = ctx.tables["relapses"]
+        parts.append(
+            rel.select(
+                "patient_id",
+                "onset_date",
+                event=ibis.literal("relapse"),
+                source=ibis.literal("relapses"),
+            )
+        )
+    if rule.adverse_event_categories:
+        ae = ctx.tables["adverse_events"].filter(_.category.isin(rule.adverse_event_categories))
+        parts.append(
+            ae.select(
+                "patient_id",
+                "onset_date",
+                event=ae.term.concat(" (").concat(ae.category).concat(")"),
+                source=ibis.literal("adverse_events"),
+            )
+        )
+    return ibis.union(*parts) if len(parts) > 1 else parts[0]

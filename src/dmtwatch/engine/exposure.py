@@ -9,15 +9,22 @@ from __future__ import annotations
 import ibis
 from ibis import _
 
-from dmtwatch.engine.context import Context
+from dmtwatch.engine.context import Context, add_days
 from dmtwatch.protocols.schema import Therapy
 
 
 def treatment_rows(ctx: Context, therapy: Therapy) -> ibis.Table:
-    """The drug's rows with an effective last day no later than as-of."""
+    """The drug's rows with an effective last day no later than as-of.
+
+    A dose covers the dosing interval after it (`dose_covers_days`): natalizumab exported
+    one row per infusion is still on board between infusions and after the last one.
+    """
     tr = ctx.tables["treatments"].filter(_.drug == therapy.drug)
     open_end = tr.start_date if therapy.open_end == "single_day" else ctx.as_of_lit
-    end = ibis.least(tr.end_date.fill_null(open_end), ctx.as_of_lit)
+    end = tr.end_date.fill_null(open_end)
+    if therapy.dose_covers_days is not None:
+        end = ibis.greatest(end, add_days(tr.start_date, therapy.dose_covers_days))
+    end = ibis.least(end, ctx.as_of_lit)
     return tr.select("patient_id", "start_date", end_date=end)
 
 
@@ -46,17 +53,46 @@ def episodes(ctx: Context, therapy: Therapy) -> ibis.Table:
     return eps.mutate(days=eps.end.delta(eps.start, unit="day") + 1)
 
 
-def current_episode(ctx: Context, therapy: Therapy) -> ibis.Table:
-    """Per patient: the latest episode, the first exposure (day 0) and days exposed."""
+def all_episodes(ctx: Context, therapy: Therapy) -> ibis.Table:
+    """Every episode, with the day the next one starts (null for the latest): a result
+    dated after an episode's start and on or before the next start belongs to it."""
     eps = episodes(ctx, therapy)
+    eps = eps.mutate(next_start=eps.start.lead().over(group_by="patient_id", order_by=eps.start))
+    return ctx.materialize(f"episodes_{therapy.drug}", eps)
+
+
+def current_episode(ctx: Context, therapy: Therapy) -> ibis.Table:
+    """Per patient: the latest episode, the first exposure (day 0), the first episode's
+    last day and days exposed."""
+    eps = all_episodes(ctx, therapy)
     totals = eps.group_by("patient_id").aggregate(
-        first_start=eps.start.min(), exposure_days=eps.days.sum(), last_episode=eps.episode.max()
+        first_start=eps.start.min(),
+        first_end=eps.end.min(),
+        exposure_days=eps.days.sum(),
+        last_episode=eps.episode.max(),
     )
     latest = eps.join(
         totals, (eps.patient_id == totals.patient_id) & (eps.episode == totals.last_episode)
     )
-    latest = latest.select("patient_id", "episode", "start", "end", "first_start", "exposure_days")
+    latest = latest.select(
+        "patient_id", "episode", "start", "end", "first_start", "first_end", "exposure_days"
+    )
     return ctx.materialize(f"episode_{therapy.drug}", latest)
+
+
+def in_episode(ctx: Context, therapy: Therapy, t: ibis.Table, date: str) -> ibis.Table:
+    """Rows of `t` dated after day 0, each with the `episode` (and its `start`) it falls in:
+    after that episode's start, on or before the next one's."""
+    eps = all_episodes(ctx, therapy).select(
+        e_patient="patient_id", episode="episode", e_start="start", e_next="next_start"
+    )
+    j = t.join(
+        eps,
+        (t.patient_id == eps.e_patient)
+        & (t[date] > eps.e_start)
+        & (eps.e_next.isnull() | (t[date] <= eps.e_next)),
+    )
+    return j.drop("e_patient", "e_next")
 
 
 def last_end_before(ctx: Context, therapy: Therapy, events: ibis.Table, date: str) -> ibis.Table:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ibis
 from ibis import _
 
-from dmtwatch.engine.context import Context, add_days
-from dmtwatch.engine.exposure import current_episode
+from dmtwatch.engine.context import Context
+from dmtwatch.engine.exposure import all_episodes, current_episode, in_episode
 from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.latest import latest_rows
 from dmtwatch.engine.text import as_text
@@ -22,7 +22,8 @@ _NEVER = ibis.literal(False)
 
 
 def limited_labs(ctx: Context) -> ibis.Table:
-    """Results with the lab's own limits, or the catalogue's defaults where none given."""
+    """Results with the lab's own limits, or the catalogue's defaults where none given
+    (an upper limit by the patient's sex where the catalogue has one)."""
     labs = ctx.tables["labs"]
     cat = lab_catalogue().tests
     defaults = ctx.constants(
@@ -31,10 +32,69 @@ def limited_labs(ctx: Context) -> ibis.Table:
         [(name, t.ref_low, t.ref_high) for name, t in cat.items()],
     )
     j = labs.left_join(defaults, labs.test == defaults.d_test)
+    default_high = j.d_high
+    by_sex = [
+        (name, sex, high) for name, t in cat.items() for sex, high in t.ref_high_by_sex.items()
+    ]
+    if by_sex:
+        pts = ctx.tables["patients"].select(p_patient="patient_id", p_sex="sex")
+        j = j.left_join(pts, j.patient_id == pts.p_patient)
+        default_high = ibis.cases(
+            *[((j.test == name) & (j.p_sex == sex), high) for name, sex, high in by_sex],
+            else_=j.d_high,
+        )
+        j = j.mutate(d_high=default_high).drop("p_patient", "p_sex")
     j = j.mutate(
         ref_low=j.ref_low.fill_null(j.d_low), ref_high=j.ref_high.fill_null(j.d_high)
     ).drop("d_test", "d_low", "d_high")
     return j
+
+
+def course_baselines(ctx: Context, protocol: Protocol) -> ibis.Table:
+    """Per patient, test and episode: the latest result on or before the episode's start
+    (CTCAE's baseline is the value before each course, not frozen before course 1)."""
+    tests = sorted(_baseline_tests(protocol))
+    labs = limited_labs(ctx).filter(_.test.isin(tests))
+    eps = all_episodes(ctx, protocol.therapy).select(
+        e_patient="patient_id", episode="episode", e_start="start"
+    )
+    j = labs.join(eps, (labs.patient_id == eps.e_patient) & (labs.date <= eps.e_start))
+    j = j.select("patient_id", "test", "episode", "date", "value", "ref_high")
+    b = latest_rows(j, ["patient_id", "test", "episode"])
+    b = b.select(
+        b_patient=b.patient_id,
+        b_test=b.test,
+        b_episode=b.episode,
+        baseline=b.value,
+        baseline_high=b.ref_high,
+    )
+    return ctx.materialize(f"baselines_{protocol.id}", b)
+
+
+def _baseline_tests(protocol: Protocol) -> set[str]:
+    """Tests whose baseline a rule reads: graded tests, companions escalating on it."""
+    tests = {r.test for r in protocol.grading}
+    tests |= {
+        f.companion.test
+        for f in protocol.flags
+        if f.companion is not None and f.companion.escalates_at_baseline_times is not None
+    }
+    return tests
+
+
+def with_baseline(
+    ctx: Context, protocol: Protocol, t: ibis.Table, test: str | None = None
+) -> ibis.Table:
+    """Rows of `t` (dated after day 0) with the baseline for their course of `test`, or of
+    each row's own test."""
+    t = in_episode(ctx, protocol.therapy, t, "date")
+    base = course_baselines(ctx, protocol)
+    key = t.test if test is None else ibis.literal(test)
+    j = t.left_join(
+        base,
+        (t.patient_id == base.b_patient) & (key == base.b_test) & (t.episode == base.b_episode),
+    )
+    return j.drop("b_patient", "b_test", "b_episode")
 
 
 def _day0(ctx: Context, protocol: Protocol) -> ibis.Table:
@@ -59,11 +119,14 @@ def _criterion(c: GradeCriterion, t: ibis.Table) -> ibis.BooleanValue:
         parts.append(v < _times(low, c.below_lln))
     if c.above_uln is not None:
         uln = v > _times(high, c.above_uln)
-        parts.append(uln & ~abnormal_base if c.above_abnormal_baseline is not None else uln)
+        relative = c.above_abnormal_baseline is not None or c.at_least_abnormal_baseline is not None
+        parts.append(uln & ~abnormal_base if relative else uln)
     if c.above_baseline is not None:
         parts.append(v > _times(base, c.above_baseline))
     if c.above_abnormal_baseline is not None:
         parts.append(abnormal_base & (v > _times(base, c.above_abnormal_baseline)))
+    if c.at_least_abnormal_baseline is not None:
+        parts.append(abnormal_base & (v >= _times(base, c.at_least_abnormal_baseline)))
     out = _NEVER
     for p in parts:
         out = out | p.fill_null(False)
@@ -76,22 +139,11 @@ def _grade(rule: Grading, t: ibis.Table) -> ibis.IntegerValue:
 
 
 def graded_results(ctx: Context, protocol: Protocol) -> ibis.Table:
-    """Every graded result after day 0, with its grade, limits and the patient's baseline."""
+    """Every graded result after day 0, with its grade, limits and the baseline of its
+    course (the latest result on or before that course's first day)."""
     rules = {r.test: r for r in protocol.grading}
     labs = limited_labs(ctx).filter(_.test.isin(list(rules)))
-    day0 = _day0(ctx, protocol)
-    j = labs.join(day0, "patient_id")
-    pre = j.filter(j.date <= j.first_start).select(
-        "patient_id", "test", "date", "value", "ref_high"
-    )
-    pre = latest_rows(pre, ["patient_id", "test"])
-    base = pre.select(
-        b_patient=pre.patient_id, b_test=pre.test, baseline=pre.value, baseline_high=pre.ref_high
-    )
-    post = j.filter(j.date > j.first_start)
-    post = post.left_join(base, [post.patient_id == base.b_patient, post.test == base.b_test]).drop(
-        "b_patient", "b_test"
-    )
+    post = with_baseline(ctx, protocol, labs)
     grade = ibis.cases(
         *[(post.test == test, _grade(rule, post)) for test, rule in rules.items()], else_=0
     )
@@ -147,7 +199,9 @@ def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
 
 
 def _value_text(t: ibis.Table) -> ibis.StringValue:
-    return as_text(t.value).concat(" ").concat(as_text(t.unit, ""))
+    """A result as text: the answer of a qualitative test, else value and unit."""
+    number = as_text(t.value).concat(" ").concat(as_text(t.unit, ""))
+    return ibis.coalesce(t.value_text, number) if "value_text" in t.columns else number
 
 
 def _beyond(
@@ -156,6 +210,24 @@ def _beyond(
     if limit == "above_ref_high":
         return t[value] > t[high]
     return t[value] < t[low]
+
+
+def _positive(test: str, answer: ibis.StringValue) -> ibis.BooleanValue:
+    """A qualitative answer at or past the catalogue's `abnormal_from` (e.g. trace or more)."""
+    entry = lab_catalogue().tests[test]
+    if not entry.qualitative or entry.abnormal_from is None:
+        raise ValueError(f"{test}: 'positive' needs a qualitative test with abnormal_from")
+    start = entry.qualitative.index(entry.abnormal_from)
+    return answer.isin(entry.qualitative[start:])
+
+
+def _raised(rule: Flag, t: ibis.Table) -> ibis.BooleanValue:
+    """The flag's own condition on a result row."""
+    positive = rule.when == "positive"
+    hit = _positive(rule.test, t.value_text) if positive else _beyond(rule.when, t)
+    if rule.at_least is not None:
+        hit = hit.fill_null(False) | (t.value >= rule.at_least)
+    return hit.fill_null(False)
 
 
 def _latest_after_day0(ctx: Context, protocol: Protocol, test: str) -> ibis.Table:
@@ -176,7 +248,7 @@ def flag_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ib
 def _result_fields(t: ibis.Table) -> dict[str, ibis.Value]:
     """The template fields every lab finding can name: the result and its limits."""
     return {
-        "value": t.value,
+        "value": ibis.coalesce(t.value_text, as_text(t.value)),
         "unit": t.unit,
         "date": t.date,
         "ref_low": t.ref_low,
@@ -186,52 +258,12 @@ def _result_fields(t: ibis.Table) -> dict[str, ibis.Value]:
 
 def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibis.Table]:
     t = _latest_after_day0(ctx, protocol, rule.test)
-    t = ctx.stage(t.filter(_beyond(rule.when, t).fill_null(False)))
+    t = ctx.stage(t.filter(_raised(rule, t)))
     severity: ibis.Value | str = rule.severity
     fields = _result_fields(t)
     comp = rule.companion
     if comp is not None:
-        c = (
-            limited_labs(ctx)
-            .filter(_.test == comp.test)
-            .select(
-                c_patient="patient_id",
-                c_date="date",
-                c_value="value",
-                c_unit="unit",
-                c_low="ref_low",
-                c_high="ref_high",
-            )
-        )
-        j = t.left_join(
-            c,
-            (t.patient_id == c.c_patient)
-            & (c.c_date.delta(t.date, unit="day").abs() <= comp.within_days),
-        )
-        j = j.mutate(
-            c_rn=ibis.row_number().over(
-                group_by="patient_id",
-                order_by=[j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)],
-            )
-        ).filter(_.c_rn == 0)
-        if comp.excludes is not None:
-            j = j.filter(~_beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False))
-        t = j
-        t = ctx.stage(t)
-        escalated = _beyond(comp.escalates, t, "c_value", "c_low", "c_high").fill_null(False)
-        severity = ibis.ifelse(escalated, rule.escalated_severity or rule.severity, rule.severity)
-        state = ibis.cases(
-            (t.c_value.isnull(), "not measured within " + str(comp.within_days) + " days"),
-            (t.c_value < t.c_low, "below range"),
-            (t.c_value > t.c_high, "above range"),
-            else_="within range",
-        )
-        fields = {
-            **_result_fields(t),
-            "companion_value": t.c_value,
-            "companion_unit": t.c_unit,
-            "companion_state": state,
-        }
+        t, severity, fields = _with_companion(ctx, protocol, rule, t)
     found = make_findings(
         t,
         protocol=protocol,
@@ -256,29 +288,68 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
     return found, ev
 
 
-def exposure_flag_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
-    out = []
-    ends = protocol.therapy.monitoring_days_after_end
-    for rule in protocol.exposure_flags:
-        ep = current_episode(ctx, protocol.therapy)
-        ep = ep.filter(ctx.as_of_lit <= add_days(ep.end, ends))
-        labs = ctx.tables["labs"].filter(_.test == rule.test)
-        j = labs.join(ep.select("patient_id", "exposure_days"), "patient_id")
-        j = j.mutate(rn=ibis.row_number().over(group_by="patient_id", order_by=ibis.desc(j.date)))
-        t = j.filter(
-            (j.rn == 0) & (j.value > rule.above) & (j.exposure_days > rule.min_exposure_days)
+def _with_companion(
+    ctx: Context, protocol: Protocol, rule: Flag, t: ibis.Table
+) -> tuple[ibis.Table, ibis.Value, dict[str, ibis.Value]]:
+    """The flagged rows with the companion result nearest in time (within the window),
+    filtered by what it excludes or requires, and the severity it escalates to."""
+    comp = rule.companion
+    assert comp is not None
+    c = (
+        limited_labs(ctx)
+        .filter(_.test == comp.test)
+        .select(
+            c_patient="patient_id",
+            c_date="date",
+            c_value="value",
+            c_unit="unit",
+            c_low="ref_low",
+            c_high="ref_high",
         )
-        t = ctx.stage(t)
-        found = make_findings(
-            t,
-            protocol=protocol,
-            rule=rule,
-            severity=rule.severity,
-            date=t.date,
-            fields={"value": t.value, "date": t.date, "exposure_days": t.exposure_days},
+    )
+    j = t.left_join(
+        c,
+        (t.patient_id == c.c_patient)
+        & (c.c_date.delta(t.date, unit="day").abs() <= comp.within_days),
+    )
+    j = j.mutate(
+        c_rn=ibis.row_number().over(
+            group_by="patient_id",
+            order_by=[j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)],
         )
-        ev = make_evidence(
-            t, code=rule.code, table="labs", date=t.date, item=t.test, value=as_text(t.value)
+    ).filter(_.c_rn == 0)
+    if comp.excludes == "measured":
+        j = j.filter(j.c_date.isnull())
+    elif comp.excludes is not None:
+        j = j.filter(~_beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False))
+    if comp.requires is not None:
+        j = j.filter(_beyond(comp.requires, j, "c_value", "c_low", "c_high").fill_null(False))
+    times = comp.escalates_at_baseline_times
+    if times is not None:
+        j = with_baseline(ctx, protocol, j, test=comp.test)
+    t = ctx.stage(j)
+    escalated = ibis.literal(False)
+    if comp.escalates is not None:
+        escalated = _beyond(comp.escalates, t, "c_value", "c_low", "c_high").fill_null(False)
+    states = [
+        (t.c_value.isnull(), "not measured within " + str(comp.within_days) + " days"),
+        (t.c_value < t.c_low, "below range"),
+        (t.c_value > t.c_high, "above range"),
+    ]
+    if times is not None:
+        risen = (t.c_value >= _times(t.baseline, times)).fill_null(False)
+        escalated = escalated | risen
+        states.append(
+            (
+                risen,
+                ibis.literal(f"at least {times:g} x its baseline of ").concat(as_text(t.baseline)),
+            )
         )
-        out.append((found, ev))
-    return out
+    severity = ibis.ifelse(escalated, rule.escalated_severity or rule.severity, rule.severity)
+    fields = {
+        **_result_fields(t),
+        "companion_value": t.c_value,
+        "companion_unit": t.c_unit,
+        "companion_state": ibis.cases(*states, else_="within range"),
+    }
+    return t, severity, fields

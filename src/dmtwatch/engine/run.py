@@ -21,7 +21,8 @@ from dmtwatch.engine import plan_cache
 from dmtwatch.engine.clinical import imaging_findings, infusion_proximity, relapse_imaging
 from dmtwatch.engine.context import Context, Step, tables_read
 from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS
-from dmtwatch.engine.labs import exposure_flag_findings, flag_findings, grading_findings
+from dmtwatch.engine.labs import flag_findings, grading_findings
+from dmtwatch.engine.risk import result_validity, risk_strata
 from dmtwatch.engine.schedule import missing_baseline, overdue
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.model.tables import EVENT_DATE
@@ -71,7 +72,8 @@ RULE_KINDS = (
     missing_baseline,
     grading_findings,
     flag_findings,
-    exposure_flag_findings,
+    result_validity,
+    risk_strata,
     relapse_imaging,
     imaging_findings,
     infusion_proximity,
@@ -89,7 +91,8 @@ def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:
         for kind in kinds:
             for f, e in kind(ctx, protocol):
                 f, e = f.select(*FINDING_COLUMNS), e.select(*EVIDENCE_COLUMNS)
-                read = set(tables_read(f)) | set(tables_read(e))
+                # the as-of date (`params`) is always there; besides it, one staged table
+                read = (set(tables_read(f)) | set(tables_read(e))) - {"params"}
                 if len(read) != 1:  # run_rules and needed_for rely on it
                     raise ValueError(f"{kind.__name__}: a rule must read one staged table")
                 sql = lambda t: ibis.to_sql(t, dialect="duckdb")  # noqa: E731
@@ -182,7 +185,9 @@ def run_check(
 
 
 def reduce_findings(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Findings:
-    """The most severe (then latest) finding per patient and code, and the rows behind it."""
+    """The most severe (then latest) finding per patient and code, and the rows behind it,
+    most urgent first; within a severity, clinical alarms (a possible ITP, CNS, renal)
+    before schedule findings, so an alarm never sits below a page of overdue tests."""
     rank = " ".join(f"WHEN '{s}' THEN {i}" for s, i in SEVERITY_ORDER.items())
     per_test = ", ".join(f"'{c}'" for c in PER_TEST_CODES)
     con.execute(
@@ -198,8 +203,10 @@ def reduce_findings(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Findings:
         WHERE rn = 1
         """
     )
+    # triage: within a severity, clinical alarms before overdue or missing tests
     kept = con.sql(
-        f"SELECT * FROM kept ORDER BY CASE severity {rank} END, date, patient_id, code, test"
+        f"SELECT * FROM kept ORDER BY CASE severity {rank} END, "
+        f"CASE WHEN code IN ({per_test}) THEN 1 ELSE 0 END, date, patient_id, code, test"
     ).to_arrow_table()
     ev = con.sql(
         """

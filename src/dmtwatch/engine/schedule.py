@@ -13,6 +13,7 @@ from ibis import _
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode
 from dmtwatch.engine.findings import ScheduleWording, make_evidence, make_findings
+from dmtwatch.engine.risk import risk_table
 from dmtwatch.engine.text import as_text
 from dmtwatch.protocols.schema import Protocol
 
@@ -21,25 +22,32 @@ _ITEM_SCHEMA = {
     "test": "string",
     "n_tests": "int64",
     "require_all": "boolean",
-    "interval_days": "int64",
+    "interval_days": "int64",  # -1: a baseline only
     "grace_days": "int64",
     "escalate_after_days": "int64",
-    "baseline_days": "int64",
+    "baseline_days": "int64",  # -1: no baseline asked for
+    "tail_days": "int64",
+    "baseline_severity": "string",
+    "first_only": "boolean",
 }
 
 
 def _items(ctx: Context, protocol: Protocol) -> ibis.Table:
     """One row per schedule item and test: the protocol's schedule as a table."""
+    tail = protocol.therapy.monitoring_days_after_end
     rows = [
         (
             item.id,
             test,
             len(item.tests),
             item.require == "all",
-            item.interval_days,
+            item.interval_days if item.interval_days is not None else -1,
             item.grace_days,
             item.escalate_after_days,
             item.baseline_days if item.baseline_days is not None else -1,
+            item.days_after_end if item.days_after_end is not None else tail,
+            item.baseline_severity,
+            item.baseline_first_episode_only,
         )
         for item in protocol.schedule
         for test in item.tests
@@ -48,23 +56,55 @@ def _items(ctx: Context, protocol: Protocol) -> ibis.Table:
 
 
 def _monitored(ctx: Context, protocol: Protocol) -> ibis.Table:
+    """Every patient's latest episode with the clock of it and of the first episode (from
+    which a test never done is due), and the last day any item is still monitored."""
     ep = current_episode(ctx, protocol.therapy)
-    ends = add_days(ep.end, protocol.therapy.monitoring_days_after_end)
-    clock = ep.end if protocol.therapy.clock_starts == "episode_end" else ep.start
-    return ep.filter(ctx.as_of_lit <= ends).mutate(clock=clock, monitoring_ends=ends)
+    by_end = protocol.therapy.clock_starts == "episode_end"
+    longest = max(
+        [protocol.therapy.monitoring_days_after_end]
+        + [i.days_after_end for i in protocol.schedule if i.days_after_end is not None]
+    )
+    return ep.filter(ctx.as_of_lit <= add_days(ep.end, longest)).mutate(
+        clock=ep.end if by_end else ep.start,
+        first_clock=ep.first_end if by_end else ep.first_start,
+    )
+
+
+def _plan(ctx: Context, protocol: Protocol, items: ibis.Table) -> ibis.Table:
+    """(patient, item row) pairs still monitored as of today, with `monitoring_ends`."""
+    plan = _monitored(ctx, protocol).cross_join(items)
+    plan = plan.mutate(monitoring_ends=add_days(plan.end, plan.tail_days))
+    return plan.filter(ctx.as_of_lit <= plan.monitoring_ends)
+
+
+def _risk_intervals(ctx: Context, protocol: Protocol) -> ibis.Table | None:
+    """(patient, item, interval) for patients whose risk stratum shortens an item."""
+    rows = [(i.id, k, d) for i in protocol.schedule for k, d in i.interval_by_risk.items()]
+    if not rows:
+        return None
+    shorter = ctx.constants(
+        f"risk_intervals_{protocol.id}",
+        {"r_item": "string", "r_stratum": "string", "r_interval": "int64"},
+        rows,
+    )
+    parts = []
+    for rule in protocol.risk_strata:
+        risk = risk_table(ctx, protocol, rule)
+        j = risk.join(shorter, risk.stratum == shorter.r_stratum)
+        parts.append(j.select(r_patient=j.patient_id, r_item=j.r_item, r_interval=j.r_interval))
+    return ibis.union(*parts) if len(parts) > 1 else parts[0]
 
 
 def overdue(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
-    if not protocol.schedule:
+    """Each item is due one interval after it was last done. A new course restarts the
+    clock only for tests done in its baseline window or since: a test last done long
+    before is overdue from its own interval, and one never done from the first course."""
+    if not any(i.interval_days is not None for i in protocol.schedule):
         return []
-    mon = _monitored(ctx, protocol)
-    items = _items(ctx, protocol)
+    items = _items(ctx, protocol).filter(_.interval_days >= 0)
     obs = ctx.observations()
-    plan = mon.cross_join(items)
-    done = plan.join(
-        obs,
-        (plan.patient_id == obs.patient_id) & (plan.test == obs.test) & (obs.date >= plan.start),
-    )
+    plan = _plan(ctx, protocol, items)
+    done = plan.join(obs, (plan.patient_id == obs.patient_id) & (plan.test == obs.test))
     last_per_test = done.group_by("patient_id", "item", "test").aggregate(last=done.date.max())
     per_item = last_per_test.group_by("patient_id", "item").aggregate(
         last_min=last_per_test["last"].min(),
@@ -77,17 +117,32 @@ def overdue(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Tab
         interval_days=items.interval_days.max(),
         grace_days=items.grace_days.max(),
         escalate_after_days=items.escalate_after_days.max(),
+        baseline_days=items.baseline_days.max(),
+        tail_days=items.tail_days.max(),
     )
+    mon = _monitored(ctx, protocol)
     t = mon.cross_join(first).left_join(
         per_item, [mon.patient_id == per_item.patient_id, first.item == per_item.item]
     )
+    shorter = _risk_intervals(ctx, protocol)
+    if shorter is not None:
+        t = t.left_join(
+            shorter, [t.patient_id == shorter.r_patient, t.item == shorter.r_item]
+        ).mutate(interval_days=ibis.coalesce(_.r_interval, _.interval_days))
+    t = t.mutate(monitoring_ends=add_days(t.end, t.tail_days))
+    t = t.filter(ctx.as_of_lit <= t.monitoring_ends)
     last_done = ibis.ifelse(
         t.require_all,
         ibis.ifelse(t.n_done == t.n_tests, t.last_min, ibis.null("date")),
         t.last_max,
     )
     t = t.mutate(last_done=last_done)
-    ref = ibis.greatest(t.last_done.fill_null(t.clock), t.clock)
+    window_start = add_days(t.start, -ibis.greatest(t.baseline_days, 0))
+    ref = ibis.cases(
+        (t.last_done.isnull(), t.first_clock),
+        (t.last_done >= window_start, ibis.greatest(t.last_done, t.clock)),
+        else_=t.last_done,
+    )
     t = t.mutate(due=add_days(ref, t.interval_days))
     t = t.mutate(days_overdue=ctx.as_of_lit.delta(t.due, unit="day"))
     t = t.filter(t.days_overdue > t.grace_days)
@@ -137,15 +192,15 @@ def overdue(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Tab
 
 
 def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
-    """The latest episode started without the baseline the protocol asks for."""
+    """The latest episode (or the first, for a baseline asked once) started without the
+    baseline the protocol asks for."""
     items = _items(ctx, protocol).filter(_.baseline_days >= 0)
     if not any(i.baseline_days is not None for i in protocol.schedule):
         return []
-    mon = _monitored(ctx, protocol)
     obs = ctx.observations()
-    plan = mon.cross_join(items)
-    window_start = add_days(plan.start, -plan.baseline_days)
-    plan = plan.mutate(window_start=window_start)
+    plan = _plan(ctx, protocol, items)
+    plan = plan.mutate(start=ibis.ifelse(plan.first_only, plan.first_start, plan.start))
+    plan = plan.mutate(window_start=add_days(plan.start, -plan.baseline_days))
     hit = plan.join(
         obs,
         (plan.patient_id == obs.patient_id)
@@ -155,7 +210,9 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
     )
     got = hit.group_by("patient_id", "item").aggregate(n_done=hit.test.nunique())
     need = plan.group_by("patient_id", "item", "start", "window_start").aggregate(
-        n_tests=plan.n_tests.max(), require_all=plan.require_all.max()
+        n_tests=plan.n_tests.max(),
+        require_all=plan.require_all.max(),
+        baseline_severity=plan.baseline_severity.max(),
     )
     t = need.left_join(got, [need.patient_id == got.patient_id, need.item == got.item])
     n_done = t.n_done.fill_null(0)
@@ -167,14 +224,14 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
         protocol=protocol,
         rule=ScheduleWording(
             code="MON-BASELINE",
-            title="{name}: no baseline before the latest course",
-            detail="No {name} between {window_start} and the start of the latest {drug} "
+            title="{name}: no baseline before the course",
+            detail="No {name} between {window_start} and the start of the {drug} "
             "episode on {start}.",
             action="Record the baseline if it was done elsewhere; it is the reference for "
             "later results.",
             source=protocol.schedule[0].source,
         ),
-        severity="info",
+        severity=t.baseline_severity,
         date=t.start,
         fields={
             "name": t.item.cases(*names.items()),
@@ -190,7 +247,7 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
         test=t.item,
         table="treatments",
         date=t.start,
-        item=ibis.literal(f"{protocol.therapy.drug} start of the latest episode"),
+        item=ibis.literal(f"{protocol.therapy.drug} start of the episode"),
         value=as_text(t.start),
     )
     return [(found, ev)]

@@ -21,6 +21,8 @@ class LabTest(BaseModel):
     abnormal_from: str | None = None
     ref_low: float | None = None
     ref_high: float | None = None
+    # upper limits for the listed sexes (patients.sex); other sexes get `ref_high`
+    ref_high_by_sex: dict[str, float] = Field(default_factory=dict)
     source: str
 
     @property

@@ -36,6 +36,11 @@ DRUGS = (
     "plasma_exchange",
     "immunoadsorption",
     "ivig",
+    # contract v1.1 (additive): immunosuppressants that raise natalizumab's PML risk
+    "azathioprine",
+    "cyclophosphamide",
+    "methotrexate",
+    "mycophenolate",
     "other",
 )
 # Treatments that are not disease-modifying therapies: relapse treatment and rescue.
@@ -61,6 +66,13 @@ AE_CATEGORIES = (
     "autoimmune",
     "malignancy",
     "cns_inflammation",
+    # contract v1.1 (additive): events the alemtuzumab label watches for 1-3 days after an
+    # infusion (US PI 5.2-5.3; EMA 2019 review)
+    "neurological",
+    "stroke",
+    "cervicocephalic_dissection",
+    "myocardial_infarction",
+    "pulmonary_alveolar_haemorrhage",
     "other",
 )
 AE_OUTCOMES = ("recovered", "recovering", "not_recovered", "fatal", "unknown")

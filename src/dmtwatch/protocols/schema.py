@@ -2,7 +2,8 @@
 
 A protocol holds clinical content only: numbers, windows, wording, citations. The engine
 knows a handful of rule kinds (schedule, grading, flags, relapse imaging, imaging
-findings, infusion proximity, exposure flags) and interprets whatever the file says.
+findings, infusion proximity, result validity, risk strata) and interprets whatever the
+file says.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dmtwatch.model.lab_catalogue import lab_catalogue
-from dmtwatch.model.tables import DRUGS, MRI_REGIONS
+from dmtwatch.model.tables import AE_CATEGORIES, DRUGS, MRI_REGIONS
 
 Severity = Literal["urgent", "high", "routine", "info"]
 SEVERITY_ORDER: dict[str, int] = {"urgent": 0, "high": 1, "routine": 2, "info": 3}
 Limit = Literal["above_ref_high", "below_ref_low"]
+# What raises a lab flag: beyond a limit of the result's range, or, for a qualitative
+# test, an answer at or past the catalogue's `abnormal_from` (e.g. urine blood "trace").
+Trigger = Literal["above_ref_high", "below_ref_low", "positive"]
 
 
 class _Strict(BaseModel):
@@ -41,6 +45,9 @@ class Therapy(_Strict):
     clock_starts: Literal["episode_start", "episode_end"]
     monitoring_days_after_end: int = Field(ge=0)
     monitoring_note: str  # template: {monitoring_ends} is the last monitored day
+    # A row that records one dose (end_date empty or the same day) covers the dosing
+    # interval after it: exposure runs to the last dose plus this many days.
+    dose_covers_days: int | None = Field(default=None, ge=1)
     source: list[str] = Field(min_length=1)
 
 
@@ -50,11 +57,27 @@ class ScheduleItem(_Strict):
     tests: list[str] = Field(min_length=1)
     require: Literal["all", "any"]
     baseline_days: int | None = Field(default=None, ge=0)
-    interval_days: int = Field(ge=1)
+    # None: a baseline only (e.g. the urine protein:creatinine ratio before course 1)
+    interval_days: int | None = Field(default=None, ge=1)
     grace_days: int = Field(ge=0)
     escalate_after_days: int = Field(ge=0)
+    # The therapy's monitoring tail, unless this item stops earlier (e.g. JCV retests
+    # end with natalizumab while PML vigilance by MRI goes on).
+    days_after_end: int | None = Field(default=None, ge=0)
+    # A shorter interval for patients in a risk stratum of the protocol (stratum id: days).
+    interval_by_risk: dict[str, int] = {}
+    # A missing baseline is worth acting on, not merely noting.
+    baseline_severity: Severity = "routine"
+    # The baseline is due before the first episode only, not before every one.
+    baseline_first_episode_only: bool = False
     why: str
     source: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _something_due(self) -> ScheduleItem:
+        if self.interval_days is None and self.baseline_days is None:
+            raise ValueError(f"schedule {self.id}: needs interval_days, baseline_days or both")
+        return self
 
 
 class GradeCriterion(_Strict):
@@ -65,6 +88,7 @@ class GradeCriterion(_Strict):
     above_uln: float | None = None
     above_baseline: float | None = None
     above_abnormal_baseline: float | None = None
+    at_least_abnormal_baseline: float | None = None  # inclusive (ALT/AST grade 1: 1.5 x)
 
 
 class Grading(_Rule):
@@ -82,18 +106,35 @@ class Grading(_Rule):
 
 
 class Companion(_Strict):
+    """Another test near the flagged result: it can exclude the finding, be required for
+    it (a discordant pair), or escalate it (beyond its limit, or a rise from baseline)."""
+
     test: str
     within_days: int = Field(ge=0)
-    excludes: Limit | None = None
-    escalates: Limit
+    # "measured": any companion result in the window excludes (e.g. microscopy was done)
+    excludes: Limit | Literal["measured"] | None = None
+    requires: Limit | None = None
+    escalates: Limit | None = None
+    # escalates too at or above this multiple of the patient's baseline (the latest
+    # result on or before the start of the latest course)
+    escalates_at_baseline_times: float | None = Field(default=None, gt=0)
 
 
 class Flag(_Rule):
     test: str
-    when: Limit
+    when: Trigger
+    # also raised at or above this value (canonical unit), whatever the lab's range
+    at_least: float | None = None
     companion: Companion | None = None
     severity: Severity
     escalated_severity: Severity | None = None
+
+
+class Ageing(_Strict):
+    """An alarm about an event long past is still shown, at a lower severity."""
+
+    after_days: int = Field(ge=1)
+    severity: Severity
 
 
 class RelapseImaging(_Rule):
@@ -103,6 +144,7 @@ class RelapseImaging(_Rule):
     within_days: int = Field(ge=0)
     severity: Severity
     late_severity: Severity
+    ageing: Ageing | None = None
 
 
 class ImagingFinding(_Rule):
@@ -114,16 +156,40 @@ class ImagingFinding(_Rule):
 
 
 class InfusionProximity(_Rule):
-    events: list[Literal["relapses"]]
+    # events read: relapses (any apparent relapse), and adverse events of these categories
+    relapses: bool
+    adverse_event_categories: list[Literal[AE_CATEGORIES]] = []  # type: ignore[valid-type]
     days_after_infusion: int = Field(ge=0)
     severity: Severity
+    ageing: Ageing | None = None
 
 
-class ExposureFlag(_Rule):
+class ResultValidity(_Rule):
+    """Results of `test` drawn too soon after a treatment are not valid (e.g. an anti-JCV
+    index after plasma exchange or IVIg): rules skip them and a finding asks for a repeat."""
+
     test: str
-    above: float
-    min_exposure_days: int = Field(ge=0)
+    invalid_after: dict[str, int]  # drug -> days after its last day that a result is not valid
     severity: Severity
+
+
+class RiskStratum(_Strict):
+    """One row of a risk table: every stated condition must hold; the first row that
+    matches is the patient's stratum."""
+
+    id: str
+    label: str
+    positive: bool | None = None  # the result above the lab's limit (antibody detected)
+    value_above: float | None = None
+    exposure_above_days: int | None = Field(default=None, ge=0)
+    prior_drugs: bool | None = None  # any of the rule's `prior_drugs` recorded
+    severity: Severity | None = None  # None: no finding for this stratum
+
+
+class RiskStratification(_Rule):
+    test: str
+    prior_drugs: list[str] = []
+    strata: list[RiskStratum] = Field(min_length=1)
 
 
 class Protocol(_Strict):
@@ -137,8 +203,11 @@ class Protocol(_Strict):
     relapse_imaging: list[RelapseImaging] = []
     imaging_findings: list[ImagingFinding] = []
     infusion_proximity: list[InfusionProximity] = []
-    exposure_flags: list[ExposureFlag] = []
+    result_validity: list[ResultValidity] = []
+    risk_strata: list[RiskStratification] = []
     repopulation_window_days: tuple[int, int] | None = None
+    # how a day after the last infusion reads against that window: before / inside / after
+    repopulation_wording: dict[Literal["before", "inside", "after"], str] = {}
     repopulation_source: list[str] = []
     sources: dict[str, str]
 
@@ -161,9 +230,23 @@ class Protocol(_Strict):
             for test in _tests_of(rule):
                 if test not in known_tests:
                     problems.append(f"{rule.code}: unknown test {test!r}")
-        for drug in (d for r in self.imaging_findings for d in r.rescue_drugs):
-            if drug not in DRUGS:
-                problems.append(f"unknown rescue drug {drug!r}")
+        drugs = [d for r in self.imaging_findings for d in r.rescue_drugs]
+        drugs += [d for r in self.result_validity for d in r.invalid_after]
+        drugs += [d for r in self.risk_strata for d in r.prior_drugs]
+        problems += [f"unknown drug {d!r}" for d in drugs if d not in DRUGS]
+        strata = {s.id for r in self.risk_strata for s in r.strata}
+        problems += [
+            f"schedule {item.id}: unknown risk stratum {k!r}"
+            for item in self.schedule
+            for k in item.interval_by_risk
+            if k not in strata
+        ]
+        if self.repopulation_window_days and set(self.repopulation_wording) != {
+            "before",
+            "inside",
+            "after",
+        }:
+            problems.append("repopulation_wording needs before, inside and after")
         problems += [
             f"source {key!r} is cited but not defined" for key in cited if key not in self.sources
         ]
@@ -178,7 +261,8 @@ class Protocol(_Strict):
             *self.relapse_imaging,
             *self.imaging_findings,
             *self.infusion_proximity,
-            *self.exposure_flags,
+            *self.result_validity,
+            *self.risk_strata,
         ]
 
     def cite(self, keys: list[str]) -> str:

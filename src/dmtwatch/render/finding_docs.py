@@ -12,13 +12,14 @@ from collections import defaultdict
 from pathlib import Path
 
 from dmtwatch.protocols.schema import (
-    ExposureFlag,
     Flag,
     Grading,
     ImagingFinding,
     InfusionProximity,
     Protocol,
     RelapseImaging,
+    ResultValidity,
+    RiskStratification,
     load_protocols,
 )
 
@@ -27,32 +28,48 @@ MECHANISM = {
         "The latest result of the test dated after day 0 (the first infusion) is graded with "
         "CTCAE v5 criteria; the grade is the highest whose criterion holds. Limits are the "
         "laboratory's own range when the result carries one, otherwise the catalogue default "
-        "(`model/lab_tests.yaml`). Baseline is the last result on or before day 0."
+        "(`model/lab_tests.yaml`). Baseline is the last result on or before the first day "
+        "of the course the result follows (each course has its own)."
     ),
     Flag: (
-        "The latest result of the test dated after day 0 is compared with its limit. A "
-        "companion test within the stated window can exclude the finding or raise its severity."
+        "The latest result of the test dated after day 0 is compared with its limit (or, for "
+        "a qualitative test, with the catalogue's first abnormal answer; `at_least`: also at "
+        "or above that value whatever the lab's range). A companion test within the stated "
+        "window can exclude the finding, be required for it, or raise its severity (beyond "
+        "its limit, or at a multiple of its baseline before the latest course)."
     ),
     RelapseImaging: (
         "For every relapse from day 0 on, the first MRI of the listed regions (with contrast "
         "where required) on or after onset is looked up. With none at all the finding is "
         "raised at once, from the day of onset; a scan later than the window gives the late "
         "severity; a scan within the window satisfies the rule. One finding per patient: a "
-        "relapse still without a scan first, otherwise the latest relapse."
+        "relapse still without a scan first, otherwise the latest relapse. With `ageing`, an "
+        "alarm whose relapse is older than the stated days is shown at the lower severity."
     ),
     ImagingFinding: (
         "The latest MRI from day 0 on whose lesion count is above zero. The detail gives the "
         "days since the last infusion, whether that lies in the B-cell repopulation window, "
         "any rescue therapy started on or after the scan, and the latest follow-up scan of "
-        "the same region."
+        "the same region. It stays at its own severity until a follow-up scan exists, rescue "
+        "therapy or not; a follow-up with no such lesions gives the receded severity."
     ),
     InfusionProximity: (
-        "A relapse (any new neurological event recorded as one) whose onset falls on an "
-        "infusion day or within the stated number of days after the last day of a course row."
+        "An event (any apparent relapse where `relapses` is true, and adverse events of the "
+        "listed categories) whose onset falls on an infusion day or within the stated number "
+        "of days after the last day of a course row. With `ageing`, an event older than the "
+        "stated days is shown at the lower severity."
     ),
-    ExposureFlag: (
-        "While the patient is on the drug: the latest result above the threshold after more "
-        "than the stated number of days of cumulative exposure."
+    ResultValidity: (
+        "The patient's latest result of the test was drawn on or after the first day of a "
+        "listed treatment and within the stated days after its last day: it is not valid. "
+        "Rules on the test skip it (an earlier valid result stands) and this finding asks "
+        "for a repeat."
+    ),
+    RiskStratification: (
+        "While the patient is monitored: the latest valid result, the days of cumulative "
+        "exposure and any prior drug of the list place the patient in the first stratum "
+        "whose conditions all hold (`positive`: above the lab's upper limit). Strata with a "
+        "severity raise this finding; schedule items may shorten their interval per stratum."
     ),
 }
 
@@ -65,6 +82,7 @@ def _criteria_table(rule: Grading) -> list[str]:
         "above_uln": "value > {} x upper limit",
         "above_baseline": "value > {} x baseline",
         "above_abnormal_baseline": "value > {} x baseline, when baseline is above the upper limit",
+        "at_least_abnormal_baseline": "value >= {} x baseline, when baseline is above the upper limit",
     }
     for grade in sorted(rule.grades):
         c = rule.grades[grade].model_dump(exclude_none=True)
@@ -87,6 +105,8 @@ def _rule_lines(protocol: Protocol, rule) -> list[str]:
         if isinstance(rule, RelapseImaging | ImagingFinding) and protocol.repopulation_window_days:
             lo, hi = protocol.repopulation_window_days
             out.append(f"| B-cell repopulation window (days after the last infusion) | {lo}-{hi} |")
+            for where, words in protocol.repopulation_wording.items():
+                out.append(f"| wording {where} the window | {words} |")
         out.append("")
     out += [f"**Title**: {rule.title}", "", f"**Detail**: {rule.detail}", ""]
     out += [f"**Action**: {rule.action}", ""]
@@ -103,18 +123,28 @@ def _schedule_lines(protocol: Protocol) -> list[str]:
         f"monitoring ends {t.monitoring_days_after_end} days after the episode's last day "
         f"(an ongoing exposure ends on the as-of date: open end = {t.open_end}).",
         "",
-        "An item is due one interval after the later of the clock start and the last time it "
-        "was done (for `all`, the least recent of its tests' latest results); it is overdue "
+        "An item is due one interval after the last time it was done (for `all`, the least "
+        "recent of its tests' latest results). A test done in the latest episode's baseline "
+        "window or since counts from the later of that day and the clock start; one last done "
+        "before it is overdue from its own interval (a new course does not forgive it); one "
+        "never done is due one interval after the first episode's clock start. It is overdue "
         "once the grace period has passed, and high severity once it is overdue by more than "
-        "the escalation period.",
+        "the escalation period. An item without an interval is a baseline only; an item's own "
+        "monitoring tail and shorter intervals per risk stratum are listed.",
         "",
-        "| item | tests | require | interval (days) | grace | escalate after | baseline window | why |",
-        "|---|---|---|---|---|---|---|---|",
+        "| item | tests | require | interval (days) | by risk stratum | grace | escalate after "
+        "| baseline window (missing: severity) | monitored after the end (days) | why |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for i in protocol.schedule:
+        by_risk = ", ".join(f"{k}: {v}" for k, v in i.interval_by_risk.items()) or "-"
+        once = ", first episode only" if i.baseline_first_episode_only else ""
+        baseline = f"{i.baseline_days}{once} ({i.baseline_severity})" if i.baseline_days else "-"
+        tail = t.monitoring_days_after_end if i.days_after_end is None else i.days_after_end
         out.append(
-            f"| `{i.id}` {i.name} | {', '.join(i.tests)} | {i.require} | {i.interval_days} | "
-            f"{i.grace_days} | {i.escalate_after_days} | {i.baseline_days} | {i.why} |"
+            f"| `{i.id}` {i.name} | {', '.join(i.tests)} | {i.require} | "
+            f"{i.interval_days or 'baseline only'} | {by_risk} | {i.grace_days} | "
+            f"{i.escalate_after_days} | {baseline} | {tail} | {i.why} |"
         )
     keys = list(dict.fromkeys(k for i in protocol.schedule for k in [*t.source, *i.source]))
     out += ["", "**Sources**:", ""] + [f"- {protocol.sources[k]}" for k in keys] + [""]
@@ -123,7 +153,7 @@ def _schedule_lines(protocol: Protocol) -> list[str]:
 
 SCHEDULE_CODES = {
     "MON-OVERDUE": "A test the protocol schedules is overdue (one finding per patient and item; `test` names the item).",
-    "MON-BASELINE": "The latest course or exposure started without the baseline test the protocol asks for (info).",
+    "MON-BASELINE": "The latest course or exposure (or the first, for a baseline asked once) started without the baseline test the protocol asks for (severity per item, routine by default).",
 }
 
 

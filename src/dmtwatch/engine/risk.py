@@ -1,0 +1,197 @@
+"""Results that are not valid, and risk strata built on the valid ones.
+
+An anti-JCV index drawn within 2 weeks of plasma exchange or 6 months of IVIg measures
+the donor's or the exchange's antibodies, not the patient's: it must neither place the
+patient in a lower PML-risk stratum nor pass silently (a finding asks for a repeat).
+The risk strata are a table in the protocol (first matching row wins), so the label's
+stratification is data, and schedule items can shorten their interval per stratum.
+"""
+
+from __future__ import annotations
+
+import ibis
+from ibis import _
+
+from dmtwatch.engine.context import Context, add_days
+from dmtwatch.engine.exposure import current_episode
+from dmtwatch.engine.findings import make_evidence, make_findings
+from dmtwatch.engine.labs import limited_labs
+from dmtwatch.engine.text import as_text
+from dmtwatch.protocols.schema import Protocol, ResultValidity, RiskStratification, RiskStratum
+
+Pair = tuple[ibis.Table, ibis.Table]
+
+
+def _monitored(ctx: Context, protocol: Protocol) -> ibis.Table:
+    """Patients whose latest episode is still in the protocol's monitoring tail."""
+    ep = current_episode(ctx, protocol.therapy)
+    ends = add_days(ep.end, protocol.therapy.monitoring_days_after_end)
+    return ep.filter(ctx.as_of_lit <= ends)
+
+
+def _validity(protocol: Protocol, test: str) -> ResultValidity | None:
+    return next((r for r in protocol.result_validity if r.test == test), None)
+
+
+def checked_results(ctx: Context, protocol: Protocol, test: str) -> ibis.Table:
+    """Every result of `test` with `invalid_drug`, its first and last day and `valid_from`
+    where a treatment of the protocol's validity rule makes it invalid (null where valid)."""
+    labs = limited_labs(ctx).filter(_.test == test)
+    labs = labs.select("patient_id", "date", "test", "value", "unit", "ref_high")
+    rule = _validity(protocol, test)
+    if rule is None:
+        return labs.mutate(
+            invalid_drug=ibis.null("string"),
+            invalid_start=ibis.null("date"),
+            invalid_end=ibis.null("date"),
+            valid_from=ibis.null("date"),
+        )
+    windows = ctx.constants(
+        f"validity_{protocol.id}_{test}",
+        {"w_drug": "string", "w_days": "int64"},
+        sorted(rule.invalid_after.items()),
+    )
+    tr = ctx.tables["treatments"]
+    tr = tr.join(windows, tr.drug == windows.w_drug)
+    last_day = tr.end_date.fill_null(tr.start_date)
+    tr = tr.select(
+        w_patient=tr.patient_id,
+        w_drug=tr.drug,
+        w_start=tr.start_date,
+        w_end=last_day,
+        w_until=add_days(last_day, tr.w_days),
+    )
+    j = labs.left_join(
+        tr,
+        (labs.patient_id == tr.w_patient) & (labs.date >= tr.w_start) & (labs.date <= tr.w_until),
+    )
+    # one row per result: the window that keeps it invalid longest
+    j = j.mutate(
+        rn=ibis.row_number().over(
+            group_by=["patient_id", "date", "value"], order_by=ibis.desc(j.w_until)
+        )
+    ).filter(_.rn == 0)
+    return j.select(
+        "patient_id",
+        "date",
+        "test",
+        "value",
+        "unit",
+        "ref_high",
+        invalid_drug=j.w_drug,
+        invalid_start=j.w_start,
+        invalid_end=j.w_end,
+        valid_from=add_days(j.w_until, 1),
+    )
+
+
+def result_validity(ctx: Context, protocol: Protocol) -> list[Pair]:
+    return [_invalid_latest(ctx, protocol, rule) for rule in protocol.result_validity]
+
+
+def _invalid_latest(ctx: Context, protocol: Protocol, rule: ResultValidity) -> Pair:
+    """The patient's latest result of the test is not valid: repeat it."""
+    res = checked_results(ctx, protocol, rule.test)
+    mon = _monitored(ctx, protocol).select(m_patient="patient_id")
+    res = res.join(mon, res.patient_id == mon.m_patient)
+    res = res.mutate(
+        rn=ibis.row_number().over(
+            group_by="patient_id",
+            order_by=[ibis.desc(res.date), res.invalid_drug.isnull(), ibis.desc(res.value)],
+        )
+    )
+    t = ctx.stage(res.filter((res.rn == 0) & res.invalid_drug.notnull()))
+    found = make_findings(
+        t,
+        protocol=protocol,
+        rule=rule,
+        severity=rule.severity,
+        date=t.date,
+        fields={
+            "value": t.value,
+            "date": t.date,
+            "drug": t.invalid_drug,
+            "drug_start": t.invalid_start,
+            "drug_end": t.invalid_end,
+            "days_after": t.date.delta(t.invalid_end, unit="day"),
+            "valid_from": t.valid_from,
+        },
+        test=t.test,
+    )
+    ev = make_evidence(
+        t, code=rule.code, table="labs", date=t.date, item=t.test, value=as_text(t.value)
+    )
+    ev2 = make_evidence(
+        t,
+        code=rule.code,
+        table="treatments",
+        date=t.invalid_start,
+        item=t.invalid_drug,
+        value=as_text(t.invalid_start),
+    )
+    return found, ev.union(ev2)
+
+
+def _holds(s: RiskStratum, t: ibis.Table) -> ibis.BooleanValue:
+    """Every condition the stratum states holds for the row."""
+    out = ibis.literal(True)
+    if s.positive is not None:
+        positive = (t.value > t.ref_high).fill_null(False)
+        out = out & (positive if s.positive else ~positive)
+    if s.value_above is not None:
+        out = out & (t.value > s.value_above).fill_null(False)
+    if s.exposure_above_days is not None:
+        out = out & (t.exposure_days > s.exposure_above_days)
+    if s.prior_drugs is not None:
+        out = out & (t.prior_drugs.notnull() if s.prior_drugs else t.prior_drugs.isnull())
+    return out
+
+
+def risk_table(ctx: Context, protocol: Protocol, rule: RiskStratification) -> ibis.Table:
+    """Per monitored patient: the latest valid result, days exposed, prior drugs (if
+    any) and the stratum (null where no row of the table matches)."""
+    res = checked_results(ctx, protocol, rule.test).filter(_.invalid_drug.isnull())
+    res = res.mutate(
+        rn=ibis.row_number().over(
+            group_by="patient_id", order_by=[ibis.desc(res.date), ibis.desc(res.value)]
+        )
+    ).filter(_.rn == 0)
+    mon = _monitored(ctx, protocol).select("patient_id", "exposure_days")
+    t = res.join(mon, "patient_id")
+    tr = ctx.tables["treatments"].filter(_.drug.isin(rule.prior_drugs or ["-"]))
+    label = tr.drug.concat(" from ").concat(as_text(tr.start_date))
+    prior = tr.group_by(p_patient=tr.patient_id).aggregate(
+        prior_drugs=label.group_concat(", ", order_by=[tr.start_date, tr.drug])
+    )
+    t = t.left_join(prior, t.patient_id == prior.p_patient).drop("p_patient")
+    stratum = ibis.cases(*[(_holds(s, t), s.id) for s in rule.strata], else_=ibis.null("string"))
+    t = t.mutate(stratum=stratum)
+    return ctx.materialize(f"risk_{protocol.id}", t)
+
+
+def risk_strata(ctx: Context, protocol: Protocol) -> list[Pair]:
+    return [_stratum_findings(ctx, protocol, rule) for rule in protocol.risk_strata]
+
+
+def _stratum_findings(ctx: Context, protocol: Protocol, rule: RiskStratification) -> Pair:
+    raised = {s.id: s for s in rule.strata if s.severity is not None}
+    risk = risk_table(ctx, protocol, rule)
+    t = ctx.stage(risk.filter(risk.stratum.isin(list(raised) or ["-"])))
+    found = make_findings(
+        t,
+        protocol=protocol,
+        rule=rule,
+        severity=t.stratum.cases(*[(k, s.severity) for k, s in raised.items()]),
+        date=t.date,
+        fields={
+            "value": t.value,
+            "date": t.date,
+            "exposure_days": t.exposure_days,
+            "stratum": t.stratum.cases(*[(k, s.label) for k, s in raised.items()]),
+            "prior_drugs": t.prior_drugs.fill_null("none recorded"),
+        },
+    )
+    ev = make_evidence(
+        t, code=rule.code, table="labs", date=t.date, item=t.test, value=as_text(t.value)
+    )
+    return found, ev
