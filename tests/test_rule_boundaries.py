@@ -642,6 +642,7 @@ def _overdue_cases() -> list[Case]:
 
     every = lambda d: dict.fromkeys(cbc.tests, d)  # noqa: E731
     end_monitoring = ALEM.therapy.monitoring_days_after_end
+    tail = NTZ.therapy.monitoring_days_after_end
     return [
         case(
             "cbc-all-done-at-edge",
@@ -834,6 +835,37 @@ def _overdue_cases() -> list[Case]:
             "MON-OVERDUE",
             None,
             test="jcv_index",
+        ),
+        # an open natalizumab row ends the day before another DMT starts (a switch); PML
+        # vigilance by MRI then runs the monitoring tail from that day
+        case(
+            "jcv-open-row-switch-on-as-of-ends-it",
+            lambda p: p.drug("natalizumab", old).course(AS_OF, days=1),
+            "MON-OVERDUE",
+            None,
+            test="jcv_index",
+        ),
+        case(
+            "jcv-open-row-switch-after-as-of-not-seen",
+            lambda p: p.drug("natalizumab", old).course(day(AS_OF, 1), days=1),
+            "MON-OVERDUE",
+            "high",
+            test="jcv_index",
+        ),
+        case(
+            "mri-vigilance-last-day-after-switch",
+            lambda p: p.drug("natalizumab", old).course(day(AS_OF, -tail + 1), days=1),
+            "MON-OVERDUE",
+            "routine",
+            test="mri_brain",
+            text=(f"continues until {AS_OF}",),
+        ),
+        case(
+            "mri-vigilance-ended-day-after",
+            lambda p: p.drug("natalizumab", old).course(day(AS_OF, -tail), days=1),
+            "MON-OVERDUE",
+            None,
+            test="mri_brain",
         ),
     ]
 

@@ -10,6 +10,7 @@ import ibis
 from ibis import _
 
 from dmtwatch.engine.context import Context, add_days
+from dmtwatch.model.tables import NOT_DMT
 from dmtwatch.protocols.schema import Therapy
 
 
@@ -17,15 +18,29 @@ def treatment_rows(ctx: Context, therapy: Therapy) -> ibis.Table:
     """The drug's rows with an effective last day no later than as-of.
 
     A dose covers the dosing interval after it (`dose_covers_days`): natalizumab exported
-    one row per infusion is still on board between infusions and after the last one.
+    one row per infusion is still on board between infusions and after the last one. A
+    row left open ends the day before another disease-modifying therapy starts (a switch
+    is a stop, and the tail after it, e.g. PML vigilance, then runs from there).
     """
     tr = ctx.tables["treatments"].filter(_.drug == therapy.drug)
-    open_end = tr.start_date if therapy.open_end == "single_day" else ctx.as_of_lit
+    if therapy.open_end == "single_day":
+        open_end = tr.start_date
+    else:
+        tr = _with_next_therapy(ctx, therapy, tr)
+        open_end = ibis.coalesce(add_days(tr.next_therapy, -1), ctx.as_of_lit)
     end = tr.end_date.fill_null(open_end)
     if therapy.dose_covers_days is not None:
         end = ibis.greatest(end, add_days(tr.start_date, therapy.dose_covers_days))
     end = ibis.least(end, ctx.as_of_lit)
     return tr.select("patient_id", "start_date", end_date=end)
+
+
+def _with_next_therapy(ctx: Context, therapy: Therapy, tr: ibis.Table) -> ibis.Table:
+    """`tr` with `next_therapy`: the first start of another DMT after each row's start."""
+    others = ctx.tables["treatments"].filter(~_.drug.isin([therapy.drug, *NOT_DMT]))
+    others = others.select(o_patient="patient_id", o_start="start_date")
+    j = tr.left_join(others, (tr.patient_id == others.o_patient) & (others.o_start > tr.start_date))
+    return j.group_by(tr.columns).aggregate(next_therapy=j.o_start.min())
 
 
 def episodes(ctx: Context, therapy: Therapy) -> ibis.Table:
