@@ -23,7 +23,8 @@ _NEVER = ibis.literal(False)
 
 def limited_labs(ctx: Context) -> ibis.Table:
     """Results with the lab's own limits, or the catalogue's defaults where none given
-    (an upper limit by the patient's sex where the catalogue has one)."""
+    (an upper limit by the patient's sex where the catalogue has one). Computed once:
+    every lab rule reads it."""
     labs = ctx.tables["labs"]
     cat = lab_catalogue().tests
     defaults = ctx.constants(
@@ -32,22 +33,25 @@ def limited_labs(ctx: Context) -> ibis.Table:
         [(name, t.ref_low, t.ref_high) for name, t in cat.items()],
     )
     j = labs.left_join(defaults, labs.test == defaults.d_test)
-    default_high = j.d_high
     by_sex = [
         (name, sex, high) for name, t in cat.items() for sex, high in t.ref_high_by_sex.items()
     ]
     if by_sex:
+        # only the results of those tests look up the patient's sex
+        sexed = sorted({name for name, _sex, _high in by_sex})
         pts = ctx.tables["patients"].select(p_patient="patient_id", p_sex="sex")
-        j = j.left_join(pts, j.patient_id == pts.p_patient)
-        default_high = ibis.cases(
-            *[((j.test == name) & (j.p_sex == sex), high) for name, sex, high in by_sex],
-            else_=j.d_high,
+        s = j.filter(j.test.isin(sexed))
+        s = s.left_join(pts, s.patient_id == pts.p_patient)
+        high = ibis.cases(
+            *[((s.test == name) & (s.p_sex == sex), high) for name, sex, high in by_sex],
+            else_=s.d_high,
         )
-        j = j.mutate(d_high=default_high).drop("p_patient", "p_sex")
+        s = s.mutate(d_high=high).drop("p_patient", "p_sex")
+        j = j.filter(~j.test.isin(sexed)).union(s)
     j = j.mutate(
         ref_low=j.ref_low.fill_null(j.d_low), ref_high=j.ref_high.fill_null(j.d_high)
     ).drop("d_test", "d_low", "d_high")
-    return j
+    return ctx.materialize("labs_limited", j)
 
 
 def course_baselines(ctx: Context, protocol: Protocol) -> ibis.Table:
@@ -55,6 +59,10 @@ def course_baselines(ctx: Context, protocol: Protocol) -> ibis.Table:
     (CTCAE's baseline is the value before each course, not frozen before course 1)."""
     tests = sorted(_baseline_tests(protocol))
     labs = limited_labs(ctx).filter(_.test.isin(tests))
+    # only results on or before the latest course's start can be anyone's baseline
+    latest = current_episode(ctx, protocol.therapy).select(l_patient="patient_id", l_start="start")
+    labs = labs.join(latest, (labs.patient_id == latest.l_patient) & (labs.date <= latest.l_start))
+    labs = labs.drop("l_patient", "l_start")
     eps = all_episodes(ctx, protocol.therapy).select(
         e_patient="patient_id", episode="episode", e_start="start"
     )
