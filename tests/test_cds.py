@@ -546,3 +546,18 @@ def test_prefetch_keys_cover_every_resource_type_the_profile_reads() -> None:
         "Observation",
         "AdverseEvent",
     }
+
+
+@pytest.mark.parametrize(
+    ("severity", "orders"),
+    [("urgent", True), ("high", True), ("info", False)],  # no scan, no scan but aged, late scan
+)
+def test_an_mri_order_is_offered_while_no_scan_exists_aged_or_not(severity, orders) -> None:
+    from dmtwatch.cds.cards import _mri_rule
+    from dmtwatch.protocols.schema import load_protocol
+
+    rule = load_protocol("alemtuzumab").relapse_imaging[0]
+    assert rule.ageing is not None and rule.ageing.severity == "high"
+    assert rule.late_severity == "info"
+    finding = {"code": "CNS-MRI", "protocol": "alemtuzumab", "severity": severity}
+    assert (_mri_rule(finding) is rule) is orders

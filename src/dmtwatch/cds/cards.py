@@ -2,7 +2,8 @@
 
 Only formatting happens here (style: renderers never compute clinical facts). The one
 decision is which CNS-MRI finding gets an "order a contrast MRI" suggestion: the one the
-protocol raised because no scan exists at all (its `severity`, not `late_severity`).
+protocol raised because no scan exists at all (its `severity` or the one it ages to, not
+`late_severity`).
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def _mri_rule(finding: dict) -> RelapseImaging | None:
     if finding["code"] != "CNS-MRI":
         return None
     for rule in _protocol(finding["protocol"]).relapse_imaging:
-        if rule.code == finding["code"] and finding["severity"] == rule.severity:
-            return rule if rule.severity != rule.late_severity else None
+        # without a scan: its severity, or the lower one it ages to (never the late one)
+        no_scan = {rule.severity} | ({rule.ageing.severity} if rule.ageing else set())
+        if rule.code == finding["code"] and finding["severity"] in no_scan - {rule.late_severity}:
+            return rule
     return None
 
 
