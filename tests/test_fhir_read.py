@@ -209,6 +209,19 @@ def test_lab_units_convert_and_local_date_is_kept() -> None:
     assert row["value"] == pytest.approx(0.45) and (row["ref_low"], row["ref_high"]) == (1.0, 4.0)
 
 
+@pytest.mark.parametrize(
+    ("value", "unit", "reported"),
+    [(0.97, "mg/dL", "0.97"), (150, "umol/L", "150"), (85.5, "umol/L", "85.5")],
+)
+def test_lab_value_and_unit_as_reported_are_kept(value: float, unit: str, reported: str) -> None:
+    """Contract v1.1: the value and unit as sent, beside the canonical ones."""
+    row = read_fhir_resources([patient(), lab("o1", "2160-0", value, unit)]).dataset["labs"]
+    row = row.to_pylist()[0]
+    assert row["value"] == pytest.approx(value * (88.42 if unit == "mg/dL" else 1))
+    assert row["unit"] == "umol/L"
+    assert (row["value_reported"], row["unit_reported"]) == (reported, unit)
+
+
 def test_mri_and_edss_observations() -> None:
     def component(code: str, **value) -> dict:
         return {"code": {"coding": [{"system": c.OBSERVATION_SYSTEM, "code": code}]}, **value}

@@ -240,17 +240,61 @@ def test_missing_patients_file_and_required_column(tmp_path: Path) -> None:
         (0.15, "10^9/L"),
         (0.15, "K/uL"),
         (150, "cells/µL"),
+        (0.15, "G/L"),  # German: Giga-particles per litre
+        (0.15, "Gpt/L"),
+        (0.15, " gpt/l "),
     ],
 )
-def test_count_units_convert_to_the_same_value(tmp_path: Path, value, unit) -> None:
+@pytest.mark.parametrize(
+    "test", ["lymphocytes", "leukocytes", "neutrophils", "platelets", "cd4", "cd19"]
+)
+def test_count_units_convert_to_the_same_value(tmp_path: Path, value, unit, test) -> None:
     tables = {
         "patients": GOOD["patients"],
-        "labs": [lab("P1", "2015-02-01", "lymphocytes", value, unit)],
+        "labs": [lab("P1", "2015-02-01", test, value, unit)],
     }
     dataset, _ = read_clinic(write_clinic(tmp_path, **tables))
     row = dataset["labs"].to_pylist()[0]
     assert row["value"] == 0.15
     assert row["unit"] == "10*9/L"
+    # contract v1.1: as given, without surrounding spaces
+    assert (row["value_reported"], row["unit_reported"]) == (str(value), unit.strip())
+
+
+@pytest.mark.parametrize("unit", ["mIU/L", "m[IU]/L", "uIU/mL", "uU/mL", "µU/mL", "μU/mL", "mU/L"])
+def test_tsh_unit_spellings_convert_to_the_same_value(tmp_path: Path, unit: str) -> None:
+    tables = {"patients": GOOD["patients"], "labs": [lab("P1", "2015-02-01", "tsh", 2.5, unit)]}
+    row = read_clinic(write_clinic(tmp_path, **tables))[0]["labs"].to_pylist()[0]
+    assert (row["value"], row["unit"], row["unit_reported"]) == (2.5, "m[IU]/L", unit)
+
+
+def test_qualitative_value_as_reported_keeps_its_spelling(tmp_path: Path) -> None:
+    tables = {
+        "patients": GOOD["patients"],
+        "labs": [lab("P1", "2015-02-01", "urine_blood", "Trace")],
+    }
+    row = read_clinic(write_clinic(tmp_path, **tables))[0]["labs"].to_pylist()[0]
+    assert (row["value"], row["value_text"], row["unit"]) == (None, "trace", None)
+    assert (row["value_reported"], row["unit_reported"]) == ("Trace", None)
+
+
+def test_one_result_in_two_spellings_is_a_duplicate_stored_once(tmp_path: Path) -> None:
+    """0.15 G/L and 150 cells/uL are the same canonical row: warned, stored once."""
+    tables = {
+        "patients": GOOD["patients"],
+        "labs": [
+            lab("P1", "2015-02-01", "lymphocytes", "0.15", "G/L"),
+            lab("P1", "2015-02-01", "lymphocytes", "150", "cells/uL"),
+        ],
+    }
+    dataset, warnings = read_clinic(write_clinic(tmp_path / "in", **tables))
+    assert "labs.csv row 3: repeats row 2; stored once" in [str(w) for w in warnings]
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert save(dataset, db)["labs"] == 1
+    stored = load(db)["labs"].to_pylist()
+    assert [(r["value"], r["value_reported"], r["unit_reported"]) for r in stored] == [
+        (0.15, "0.15", "G/L")
+    ]
 
 
 def test_creatinine_mg_dl_and_reference_range_convert(tmp_path: Path) -> None:
@@ -263,6 +307,7 @@ def test_creatinine_mg_dl_and_reference_range_convert(tmp_path: Path) -> None:
     assert row["value"] == pytest.approx(132.63)
     assert (row["ref_low"], row["ref_high"]) == (pytest.approx(44.21), pytest.approx(106.104))
     assert row["unit"] == "umol/L"
+    assert (row["value_reported"], row["unit_reported"]) == ("1.5", "mg/dL")
 
 
 def test_loinc_codes_map_to_short_names(tmp_path: Path) -> None:
@@ -320,6 +365,10 @@ def test_workbook_reads_like_csv_and_names_sheet(tmp_path: Path) -> None:
     assert [(r["date"], r["test"], r["value"]) for r in rows] == [
         (dt.date(2015, 2, 1), "lymphocytes", 0.15),
         (dt.date(2015, 3, 1), "platelets", 120.0),
+    ]
+    assert [(r["value_reported"], r["unit_reported"]) for r in rows] == [
+        ("150", "cells/uL"),
+        ("120", "10*9/L"),
     ]
     assert dataset["patients"].to_pylist()[0]["birth_date"] == "1980"
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import column as sa_column
+from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy import table as sa_table
 from sqlalchemy.engine import make_url
 
 from dmtwatch.model.dataset import Dataset, arrow_schema
@@ -22,7 +25,7 @@ from dmtwatch.model.tables import CANONICAL_TYPES
 from dmtwatch.store import StoreError, load, save
 from dmtwatch.store.connection import alembic_config
 from dmtwatch.store.rowkey import row_keys
-from dmtwatch.store.schema import TABLES, metadata
+from dmtwatch.store.schema import ROW_KEY, TABLES, key_columns, metadata
 
 D = date
 
@@ -62,6 +65,8 @@ def sample() -> Dataset:
                     "unit": ["10^9/L", None, "mU/L", "µmol/L"],
                     "ref_low": [150.0, None, 0.4, None],
                     "ref_high": [400.0, None, 4.0, 110.5],
+                    "value_reported": ["150", "Positive", "0.1", None],
+                    "unit_reported": ["G/L", None, "µU/mL", None],
                 }
             ),
             "relapses": pa.table(
@@ -320,7 +325,47 @@ def test_row_keys_are_fixed_for_given_values() -> None:
         "3ea4b7e918af788b6bd6e87c0daef6c0f97a7d58",
         "8c1b1809621f96e964928a5b3fdfb2b46e677be6",
     ]
-    assert row_keys(sample()["labs"].slice(0, 2)).to_pylist() == expected
+    labs = sample()["labs"].slice(0, 2)
+    assert row_keys(labs.select(key_columns("labs"))).to_pylist() == expected
+
+
+def test_the_value_as_reported_is_outside_the_row_key(db_url: str) -> None:
+    """The same result written another way (150 or 150.0 G/L) is stored once, as first given."""
+    dataset = sample()
+    save(dataset, db_url)
+    labs = dataset["labs"].to_pylist()
+    labs[0]["value_reported"], labs[0]["unit_reported"] = "150.0", "10^9/L"
+    again = with_table(dataset, "labs", pa.Table.from_pylist(labs))
+    assert save(again, db_url) == {name: 0 for name in CANONICAL_TYPES}
+    assert_same(load(db_url), dataset)
+
+
+def test_rows_stored_before_contract_1_1_get_their_value_as_reported(db_url: str) -> None:
+    """Migration 0002 keeps the rows and their keys: importing them again stores no
+    duplicate and fills in the value and unit as reported."""
+    labs = sample()["labs"]
+    old_columns = key_columns("labs")
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
+            table = sa_table("labs", *(sa_column(c) for c in [*old_columns, ROW_KEY]))
+            rows = labs.select(old_columns).append_column(
+                ROW_KEY, row_keys(labs.select(old_columns))
+            )
+            connection.execute(insert(table), rows.to_pylist())
+    finally:
+        engine.dispose()
+    migrated = load(db_url)["labs"]  # brought to head: the old rows, nothing reported
+    assert migrated.select(old_columns).to_pylist() == labs.select(old_columns).to_pylist()
+    assert migrated["value_reported"].null_count == migrated.num_rows
+    reported = sum(r["value_reported"] is not None for r in labs.to_pylist())
+    assert save(sample(), db_url)["labs"] == reported
+    assert save(sample(), db_url)["labs"] == 0
+    assert stored_rows(db_url)["labs"] == labs.num_rows
+    assert_same(load(db_url), sample())
 
 
 def test_row_keys_tell_null_empty_and_separators_apart() -> None:

@@ -9,13 +9,77 @@ from functools import reduce
 
 import ibis
 
+SIGNIFICANT = 3  # significant figures of a number in finding text
+
+
+def decimals_for(value: ibis.NumericValue, significant: int = SIGNIFICANT) -> ibis.IntegerValue:
+    """Decimals that show `value` to `significant` figures, never fewer than 0: integer
+    digits are never dropped (1234.4 keeps 4 digits), small values keep theirs (0.0567)."""
+    magnitude = value.abs()
+    # 0, NaN and infinities take 1 so the logarithm is always finite; they round as is
+    usable = ~value.isinf() & ~value.isnan() & (magnitude > 0)
+    safe = ibis.cases((usable, magnitude), else_=1.0)
+    digits = safe.log10().floor().cast("int32") + 1  # integer digits; <= 0 below 1
+    return ibis.greatest(significant - digits, 0).cast("int32")
+
+
+def number_text(value: ibis.NumericValue, significant: int = SIGNIFICANT) -> ibis.StringValue:
+    """A float as text, rounded to `significant` figures keeping every integer digit and
+    without a trailing ".0": 85.7674 -> 85.8, 1234.4 -> 1234, 0.05672 -> 0.0567,
+    38.0 -> 38, 150.0 -> 150, 0.15 -> 0.15. NULL stays NULL; NaN and infinities as cast."""
+    finite = ~value.isinf() & ~value.isnan()
+    # + 0.0 turns -0.0 (a tiny negative rounded away) into 0
+    rounded = ibis.cases((finite, value.round(decimals_for(value, significant)) + 0.0), else_=value)
+    return rounded.cast("string").re_replace(r"\.0$", "")
+
 
 def as_text(value: ibis.Value, missing: str = "not recorded") -> ibis.StringValue:
     if value.type().is_floating():
-        value = value.round(3)
+        return number_text(value).fill_null(missing)
     if value.type().is_date():  # date arithmetic may be a timestamp inside the database
         return value.strftime("%Y-%m-%d").fill_null(missing)
     return value.cast("string").fill_null(missing)
+
+
+def _unit_key(unit: ibis.StringValue) -> ibis.StringValue:
+    """A unit spelling compared as the importer matches it: trimmed, micro as u, lower case."""
+    return unit.strip().replace("µ", "u").replace("μ", "u").lower()
+
+
+def as_reported(
+    value_reported: ibis.StringValue,
+    unit_reported: ibis.StringValue,
+    value: ibis.NumericValue,
+    unit: ibis.StringValue,
+) -> ibis.StringValue:
+    """A lab value as the clinic reported it, e.g. "0.97 mg/dL", where that differs from
+    the canonical value and unit (a unit conversion changed the number); else NULL.
+
+    NULL too when nothing was reported (rows stored before contract v1.1, or built in
+    code) and for qualitative results (no unit). Only a spelling of the same unit
+    (10^9/L for 10*9/L, G/L, mIU/L for m[IU]/L) does not count as different.
+    """
+    number = value_reported.try_cast("float64")
+    converted = (number != value).fill_null(True)  # unparsable or no canonical value: show
+    show = (
+        value_reported.notnull()
+        & unit_reported.notnull()
+        & (_unit_key(unit_reported) != _unit_key(unit)).fill_null(True)
+        & converted
+    )
+    return ibis.cases((show, value_reported.concat(" ", unit_reported)), else_=ibis.null("string"))
+
+
+def value_as_reported(t: ibis.Table) -> ibis.StringValue:
+    """`as_reported` of a labs table (or any table with its columns): "0.97 mg/dL" or NULL."""
+    return as_reported(t.value_reported, t.unit_reported, t.value, t.unit)
+
+
+def reported_note(t: ibis.Table) -> ibis.StringValue:
+    """ " (reported as 0.97 mg/dL)" where `value_as_reported` has a value, else "": never
+    NULL, so a template can append it, e.g. "Creatinine {value} {unit}{reported}"."""
+    shown = value_as_reported(t)
+    return ibis.literal(" (reported as ").concat(shown, ")").fill_null("")
 
 
 def render(template: str, fields: dict[str, ibis.Value]) -> ibis.StringValue:

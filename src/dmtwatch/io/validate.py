@@ -18,7 +18,14 @@ from dmtwatch.io.problems import InputRejected, Problem
 from dmtwatch.io.tabular import ROW, RawTable
 from dmtwatch.model.dataset import Dataset, arrow_schema
 from dmtwatch.model.lab_catalogue import lab_catalogue
-from dmtwatch.model.tables import EVENT_DATE, LAB_COLUMNS, TABLES, Column, Table
+from dmtwatch.model.tables import (
+    EVENT_DATE,
+    LAB_COLUMNS,
+    PRESENTATION_COLUMNS,
+    TABLES,
+    Column,
+    Table,
+)
 
 # YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS]: the length picks the format, strptime refuses
 # anything else (impossible dates included); cheaper than a regex on millions of cells.
@@ -237,6 +244,9 @@ class _Validator:
             "unit": "canonical_unit",
             "ref_low": convert('"p_ref_low"'),
             "ref_high": convert('"p_ref_high"'),
+            # contract v1.1: the value and unit as given (trimmed), beside the canonical ones
+            "value_reported": "nullif(\"t_value\", '')",
+            "unit_reported": "nullif(\"t_unit\", '')",
         }
         num = '"p_value"'
         reasons = {
@@ -372,8 +382,12 @@ class _Validator:
         self._warn_before_birth(table, file)
 
     def _warn_duplicates(self, table: Table, file: str) -> None:
-        """Identical rows: found by a row hash first, so only candidate rows are compared."""
-        cols = ", ".join(f'"{c}"' for c in self._output_columns(table))
+        """Identical rows: found by a row hash first, so only candidate rows are compared.
+
+        Presentation columns (a lab value as reported) do not count: the store keys rows
+        without them too, so such rows are stored once."""
+        skip = PRESENTATION_COLUMNS.get(table.name, ())
+        cols = ", ".join(f'"{c}"' for c in self._output_columns(table) if c not in skip)
         self._add(
             f"WITH h AS (SELECT {ROW}, hash({cols}) AS k FROM chk_{table.name}), "
             f"dup AS (SELECT k FROM h GROUP BY k HAVING count(*) > 1), "

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from dmtwatch.model.tables import CANONICAL_TYPES
+from dmtwatch.model.tables import CANONICAL_TYPES, PRESENTATION_COLUMNS
 
 _ARROW = {
     "VARCHAR": pa.string(),
@@ -29,6 +29,18 @@ def empty_table(table: str) -> pa.Table:
     return arrow_schema(table).empty_table()
 
 
+def _conform(name: str, table: pa.Table) -> pa.Table:
+    """A table built without presentation columns (contract v1.1, additive: a lab value as
+    reported) gets them as nulls, so code written for v1.0 columns keeps working."""
+    missing = [c for c in PRESENTATION_COLUMNS.get(name, ()) if c not in table.column_names]
+    if not missing:
+        return table
+    schema = arrow_schema(name)
+    for column in missing:
+        table = table.append_column(schema.field(column), pa.nulls(table.num_rows, pa.string()))
+    return table.select(schema.names)
+
+
 @dataclass
 class Dataset:
     tables: dict[str, pa.Table] = field(default_factory=dict)
@@ -37,7 +49,9 @@ class Dataset:
         for name in CANONICAL_TYPES:
             table = self.tables.get(name)
             self.tables[name] = (
-                empty_table(name) if table is None else table.cast(arrow_schema(name))
+                empty_table(name)
+                if table is None
+                else _conform(name, table).cast(arrow_schema(name))
             )
 
     def __getitem__(self, name: str) -> pa.Table:

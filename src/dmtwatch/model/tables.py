@@ -203,7 +203,24 @@ TABLES: dict[str, Table] = {
 
 # Canonical (stored) columns of the labs table after unit conversion: `value` is the
 # number in the test's canonical unit, `value_text` the answer of a qualitative test.
-LAB_COLUMNS = ("patient_id", "date", "test", "value", "value_text", "unit", "ref_low", "ref_high")
+# Contract v1.1 (additive): `value_reported` and `unit_reported` keep the value and unit
+# text as the clinic gave them (e.g. 0.97 mg/dL beside 85.7674 umol/L), for display only.
+LAB_REPORTED = ("value_reported", "unit_reported")
+LAB_COLUMNS = (
+    "patient_id",
+    "date",
+    "test",
+    "value",
+    "value_text",
+    "unit",
+    "ref_low",
+    "ref_high",
+    *LAB_REPORTED,
+)
+# Columns that say how a row was written, not what it says: outside a row's identity (the
+# validator's duplicate warning, the store's row key), so 0.97 mg/dL and 0.970 mg/dL are
+# one result, and rows stored before contract v1.1 are not stored again on re-import.
+PRESENTATION_COLUMNS: dict[str, tuple[str, ...]] = {"labs": LAB_REPORTED}
 
 # DuckDB types of the canonical (validated) tables; the store and engine use these.
 CANONICAL_TYPES: dict[str, dict[str, str]] = {
@@ -233,6 +250,8 @@ CANONICAL_TYPES: dict[str, dict[str, str]] = {
         "unit": "VARCHAR",
         "ref_low": "DOUBLE",
         "ref_high": "DOUBLE",
+        "value_reported": "VARCHAR",  # contract v1.1: the value text as given
+        "unit_reported": "VARCHAR",  # contract v1.1: the unit text as given
     },
     "relapses": {
         "patient_id": "VARCHAR",

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Column, Connection, Insert, MetaData, Table, insert, select, true
+from sqlalchemy import (
+    Column,
+    Connection,
+    Insert,
+    MetaData,
+    Table,
+    and_,
+    insert,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +35,8 @@ from dmtwatch.store.schema import (
     ROW_KEY,
     TABLES,
     canonical_columns,
+    key_columns,
+    presentation_columns,
 )
 
 CHUNK = 10_000  # rows per executemany batch when staging without COPY
@@ -34,7 +47,9 @@ def save(dataset: Dataset, url: str) -> dict[str, int]:
     """Store every canonical table in one transaction (all or nothing).
 
     Returns rows newly stored per table: rows already present (same canonical values)
-    count 0; for `patients`, a row counts when inserted or when its attributes changed.
+    count 0; for `patients`, a row counts when inserted or when its attributes changed;
+    for `labs`, a row stored before contract v1.1 counts when it gets its value as
+    reported.
     """
     with open_store(url, create=True) as engine:
         try:
@@ -75,7 +90,7 @@ def _prepare(name: str, table: pa.Table) -> pa.Table:
             column = table.column(index)
             clean = pc.if_else(pc.is_nan(column), None, pc.add(column, 0.0))
             table = table.set_column(index, field, clean)
-    table = table.append_column(ROW_KEY, row_keys(table))
+    table = table.append_column(ROW_KEY, row_keys(table.select(key_columns(name))))
     if name == KEYED_BY_PATIENT:
         return _unique(table, PATIENT_ID, keep="max")  # the last row of a patient wins
     return _unique(table, ROW_KEY, keep="min")
@@ -129,6 +144,18 @@ def _merge(connection: Connection, name: str, stage: Table) -> Insert:
             index_elements=[PATIENT_ID],
             set_={n: statement.excluded[n] for n in names if n != PATIENT_ID},
             where=target.c[ROW_KEY] != statement.excluded[ROW_KEY],
+        )
+    shown = presentation_columns(name)
+    if shown:
+        # A row stored before contract v1.1 has no value as reported: the same row
+        # imported again fills it in (and counts); a row that has one keeps it.
+        return statement.on_conflict_do_update(
+            index_elements=[ROW_KEY],
+            set_={n: statement.excluded[n] for n in shown},
+            where=and_(
+                *(target.c[n].is_(None) for n in shown),
+                or_(*(statement.excluded[n].is_not(None) for n in shown)),
+            ),
         )
     return statement.on_conflict_do_nothing(index_elements=[ROW_KEY])
 

@@ -2,6 +2,9 @@
 
 Each table holds its canonical columns, a surrogate `id` and `row_key` (a hash of the
 canonical columns, UNIQUE), so importing the same rows twice stores them once.
+Presentation columns (contract v1.1: a lab value and unit as reported) are outside the
+row key: keys of rows stored before v1.1 stay valid, and the same result written two ways
+is stored once.
 `patients` is keyed by `patient_id` instead: a re-import with changed attributes updates
 the row, and its `row_key` only tells whether anything changed.
 """
@@ -24,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
-from dmtwatch.model.tables import CANONICAL_TYPES
+from dmtwatch.model.tables import CANONICAL_TYPES, PRESENTATION_COLUMNS
 
 ID = "id"
 ROW_KEY = "row_key"
@@ -80,3 +83,14 @@ TABLES: dict[str, Table] = {name: _table(name, types) for name, types in CANONIC
 def canonical_columns(name: str) -> list[str]:
     """The canonical column names of a table, in contract order."""
     return list(CANONICAL_TYPES[name])
+
+
+def presentation_columns(name: str) -> list[str]:
+    """Canonical columns outside the row key (how a value was written, not what it says)."""
+    return list(PRESENTATION_COLUMNS.get(name, ()))
+
+
+def key_columns(name: str) -> list[str]:
+    """The canonical columns a row key hashes, in contract order."""
+    skip = PRESENTATION_COLUMNS.get(name, ())
+    return [c for c in CANONICAL_TYPES[name] if c not in skip]
