@@ -389,6 +389,24 @@ def _unit_pairs() -> list[tuple[Case, Case]]:
 
 UNIT_PAIRS = _unit_pairs()
 UNIT_CASES = [
+    # values as reported: converted ones rounded with the lab's own beside them; a value in
+    # the canonical unit in the lab's own digits, so one just above a limit reads above it
+    case(
+        "units-creatinine-0.97-mg-per-dL-as-reported",
+        lambda p: p.course(D0).lab(POST, "creatinine", 0.97, "mg/dL"),
+        "LAB-CREATININE",
+        rule("creatinine").severity[1],
+        grade=1,
+        text=("Creatinine 85.8 umol/L (reported as 0.97 mg/dL) on",),
+    ),
+    case(
+        "units-creatinine-just-above-limit-own-digits",
+        lambda p: p.course(D0).lab(POST, "creatinine", round(CAT["creatinine"].ref_high + 0.01, 2)),
+        "LAB-CREATININE",
+        rule("creatinine").severity[1],
+        grade=1,
+        text=(f"Creatinine {CAT['creatinine'].ref_high + 0.01:.2f} umol/L on",),
+    ),
     case(
         "units-creatinine-1.5-mg-per-dL-detail",
         lambda p: p.course(D0).lab(POST, "creatinine", 1.5, "mg/dL", ref_high=1.2),
@@ -409,7 +427,7 @@ UNIT_CASES = [
         lambda p: p.course(D0).lab(POST, "tsh", 8).lab(POST, "free_t4", 0.7, "ng/dL"),
         "THY-HYPO",
         "high",
-        text=("free T4 9.01 pmol/L (below range)",),
+        text=("free T4 9.01 pmol/L (reported as 0.7 ng/dL) (below range)",),
     ),
 ]
 
@@ -1374,7 +1392,16 @@ def test_converted_unit_gives_the_same_finding(worklist, a: Case, b: Case) -> No
     check(worklist, b)
     fa, fb = the_finding(worklist, a), the_finding(worklist, b)
     if fa is not None:
-        fa, fb = ({k: v for k, v in f.items() if k != "patient_id"} for f in (fa, fb))
+        # the converted result also says how it was reported, e.g. "(reported as 150 cells/uL)"
+        _value, unit = b.rows["labs"][-1]["value"], b.rows["labs"][-1]["unit"]
+        note = f" (reported as {_value} {unit})"
+        assert note in fb["detail"] and note not in fa["detail"]
+        # the canonical result shows the lab's own digits (132.63), the converted one the
+        # canonical value to 3 significant figures (133): everything after it is the same
+        assert fa["detail"].split(" on ", 1)[1] == fb["detail"].split(" on ", 1)[1]
+        fa, fb = (
+            {k: v for k, v in f.items() if k not in ("patient_id", "detail")} for f in (fa, fb)
+        )
     assert fa == fb
 
 

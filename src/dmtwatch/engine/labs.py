@@ -14,7 +14,7 @@ from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import all_episodes, current_episode, in_episode
 from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.latest import latest_rows
-from dmtwatch.engine.text import as_text
+from dmtwatch.engine.text import as_text, reported_note, shown_value
 from dmtwatch.model.lab_catalogue import lab_catalogue
 from dmtwatch.protocols.schema import Flag, GradeCriterion, Grading, Protocol
 
@@ -162,7 +162,17 @@ def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
     if not protocol.grading:
         return []
     graded = graded_results(ctx, protocol).select(
-        "patient_id", "test", "date", "grade", "value", "unit", "ref_low", "ref_high", "baseline"
+        "patient_id",
+        "test",
+        "date",
+        "grade",
+        "value",
+        "unit",
+        "value_reported",
+        "unit_reported",
+        "ref_low",
+        "ref_high",
+        "baseline",
     )
     latest = latest_rows(
         graded, ["patient_id", "test"], tiebreak=graded.grade, worst_grade=graded.grade.max()
@@ -175,8 +185,9 @@ def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
         fields = {
             "grade": t.grade,
             "worst_grade": t.worst_grade,
-            "value": t.value,
+            "value": shown_value(t),
             "unit": t.unit,
+            "reported": reported_note(t),
             "date": t.date,
             "ref_low": t.ref_low,
             "ref_high": t.ref_high,
@@ -207,8 +218,9 @@ def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
 
 
 def _value_text(t: ibis.Table) -> ibis.StringValue:
-    """A result as text: the answer of a qualitative test, else value and unit."""
-    number = as_text(t.value).concat(" ").concat(as_text(t.unit, ""))
+    """A result as evidence text: the answer of a qualitative test, else value and unit
+    (and the value as reported, where a unit conversion changed it)."""
+    number = shown_value(t).concat(" ").concat(as_text(t.unit, "")).concat(reported_note(t))
     return ibis.coalesce(t.value_text, number) if "value_text" in t.columns else number
 
 
@@ -256,8 +268,9 @@ def flag_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ib
 def _result_fields(t: ibis.Table) -> dict[str, ibis.Value]:
     """The template fields every lab finding can name: the result and its limits."""
     return {
-        "value": ibis.coalesce(t.value_text, as_text(t.value)),
+        "value": ibis.coalesce(t.value_text, shown_value(t)),
         "unit": t.unit,
+        "reported": reported_note(t),
         "date": t.date,
         "ref_low": t.ref_low,
         "ref_high": t.ref_high,
@@ -290,7 +303,10 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
             table="labs",
             date=t.c_date,
             item=ibis.literal(comp.test),
-            value=as_text(t.c_value).concat(" ").concat(as_text(t.c_unit, "")),
+            value=shown_value(t, "c_")
+            .concat(" ")
+            .concat(as_text(t.c_unit, ""))
+            .concat(reported_note(t, "c_")),
         )
         ev = ev.union(ev2)
     return found, ev
@@ -311,6 +327,8 @@ def _with_companion(
             c_date="date",
             c_value="value",
             c_unit="unit",
+            c_value_reported="value_reported",
+            c_unit_reported="unit_reported",
             c_low="ref_low",
             c_high="ref_high",
         )
@@ -356,8 +374,9 @@ def _with_companion(
     severity = ibis.ifelse(escalated, rule.escalated_severity or rule.severity, rule.severity)
     fields = {
         **_result_fields(t),
-        "companion_value": t.c_value,
+        "companion_value": shown_value(t, "c_"),
         "companion_unit": t.c_unit,
+        "companion_reported": reported_note(t, "c_"),
         "companion_state": ibis.cases(*states, else_="within range"),
     }
     return t, severity, fields

@@ -70,16 +70,30 @@ def as_reported(
     return ibis.cases((show, value_reported.concat(" ", unit_reported)), else_=ibis.null("string"))
 
 
-def value_as_reported(t: ibis.Table) -> ibis.StringValue:
-    """`as_reported` of a labs table (or any table with its columns): "0.97 mg/dL" or NULL."""
-    return as_reported(t.value_reported, t.unit_reported, t.value, t.unit)
+def _columns(t: ibis.Table, prefix: str) -> tuple[ibis.Value, ...]:
+    return tuple(t[f"{prefix}{c}"] for c in ("value_reported", "unit_reported", "value", "unit"))
 
 
-def reported_note(t: ibis.Table) -> ibis.StringValue:
+def value_as_reported(t: ibis.Table, prefix: str = "") -> ibis.StringValue:
+    """`as_reported` of a labs table (or any table with its columns, named with `prefix`,
+    e.g. "c_" for a companion result): "0.97 mg/dL" or NULL."""
+    return as_reported(*_columns(t, prefix))
+
+
+def reported_note(t: ibis.Table, prefix: str = "") -> ibis.StringValue:
     """ " (reported as 0.97 mg/dL)" where `value_as_reported` has a value, else "": never
     NULL, so a template can append it, e.g. "Creatinine {value} {unit}{reported}"."""
-    shown = value_as_reported(t)
+    shown = value_as_reported(t, prefix)
     return ibis.literal(" (reported as ").concat(shown, ")").fill_null("")
+
+
+def shown_value(t: ibis.Table, prefix: str = "") -> ibis.StringValue:
+    """The number a finding shows. Where the lab reported this very number in this unit,
+    its own text (103.01 beside an upper limit of 103 is never rounded to 103); after a
+    unit conversion, the canonical value rounded, which `reported_note` then explains."""
+    value_reported, _unit, value, _ = _columns(t, prefix)
+    same = value_as_reported(t, prefix).isnull() & value_reported.try_cast("float64").notnull()
+    return ibis.ifelse(same, value_reported, as_text(value))
 
 
 def render(template: str, fields: dict[str, ibis.Value]) -> ibis.StringValue:
