@@ -307,6 +307,42 @@ def test_lab_units_ranges_and_gaps(big) -> None:
     assert (step > 90).groupby(cbc.patient_id).any().mean() > 0.02
 
 
+def test_monthly_urinalysis_and_liver_tests_under_the_new_protocol(big, first_course) -> None:
+    """Issue 10: microscopy and liver tests with every monthly blood count, the strip
+    answers agree with the microscopy of the same sample, and one UPCR before course 1."""
+    labs = big["labs"]
+    visits = labs.groupby("test")[["patient_id", "date"]].apply(
+        lambda d: set(zip(d.patient_id, d.date, strict=True))
+    )
+    cbc = visits["platelets"]
+    for test in ("urine_rbc", "alt", "ast", "bilirubin"):
+        assert len(visits[test] & cbc) / len(cbc) > 0.9, test
+    # a strip nearly always comes with microscopy of the same sample
+    strip = labs[labs.test == "urine_blood"]
+    assert (
+        0.9
+        < np.mean(
+            [k in visits["urine_rbc"] for k in zip(strip.patient_id, strip.date, strict=True)]
+        )
+        < 1.0
+    )
+    positive = strip.value != "negative"
+    assert 0.08 < positive.mean() < 0.16
+    rbc = labs[labs.test == "urine_rbc"][["patient_id", "date", "value"]]
+    pair = strip.merge(rbc, on=["patient_id", "date"], suffixes=("", "_rbc"))
+    haematuria = pd.to_numeric(pair.value_rbc) >= 3
+    assert (pair.value[haematuria] != "negative").mean() > 0.8
+    assert (pair.value[~haematuria] != "negative").mean() < 0.1
+    # UPCR: one baseline within 30 days before course 1, mg/mmol, mostly normal
+    upcr = labs[labs.test == "upcr"].set_index("patient_id")
+    assert upcr.index.is_unique and (upcr.unit == "mg/mmol").all()
+    lead = (first_course.start_date.reindex(upcr.index) - upcr.date).dt.days
+    assert lead.between(1, 30).all()
+    assert len(upcr) / len(first_course) > 0.9
+    value = pd.to_numeric(upcr.value)
+    assert 5 < value.median() < 10 and 0.005 < (value > 15).mean() < 0.08
+
+
 def test_thyroid_labs_match_the_events(big) -> None:
     labs, ae = big["labs"], big["adverse_events"]
     tsh = labs[labs.test == "tsh"].assign(v=lambda d: pd.to_numeric(d.value))

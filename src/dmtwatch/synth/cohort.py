@@ -49,7 +49,7 @@ class Cohort:
     neutropenia_month: np.ndarray  # 0, or month 1/2 after course 1 with severe neutropenia
     gap_start: np.ndarray  # a stretch of missed monthly visits [gap_start, gap_end)
     gap_end: np.ndarray
-    dipstick: np.ndarray  # urine blood by test strip (urine_blood) instead of urine_rbc
+    dipstick: np.ndarray  # urine also tested by strip (urine_blood) beside microscopy
     lab_site: np.ndarray  # which laboratory's reference ranges (0/1)
 
 

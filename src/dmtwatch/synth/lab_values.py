@@ -5,7 +5,8 @@ at one month and recover geometrically to the lower limit in about a year (S16),
 leukocytes dip with them, neutrophils barely move (S44) except rare severe neutropenia
 (S1), platelets stay normal except immune thrombocytopenia (S12), and thyroid function
 turns abnormal in the thyroid-autoimmunity patients (S1, S49, S50). Each complication is
-dated at the visit whose result shows it first, and that result is never lost.
+dated at the visit whose result shows it first, and that result is never lost. A urine
+strip reads the same sample as the microscopy: it shows blood when the cell count does.
 
 Patient traits are drawn once; visit values are drawn a chunk of visits at a time, which
 keeps the temporaries small enough to stay in cache.
@@ -192,6 +193,10 @@ def visit_values(
 
     rbc = rng.poisson(R.URINE_RBC_MEAN, m).astype(float)
     rbc = np.where(rng.random(m) < R.URINE_RBC_HIGH_SHARE, rng.integers(5, 31, m), rbc)
+    # the strip on the same sample: blood mostly when microscopy finds >= 3 cells/HPF
+    strip = np.where(
+        rbc >= 3, choose(rng, R.URINE_BLOOD_HAEMATURIA, m), choose(rng, R.URINE_BLOOD, m)
+    )
     values = {
         "lymphocytes": lymph,
         "leukocytes": leuk,
@@ -200,6 +205,7 @@ def visit_values(
         "creatinine": tr.creatinine[p] * _noise(rng, 0.05, m),
         "urine_rbc": rbc,
         "urine_protein": np.clip(_lognormal(rng, R.URINE_PROTEIN_MEDIAN, 0.5, m), 0.01, 1.0),
+        "upcr": np.clip(_lognormal(rng, R.UPCR_MEDIAN, R.UPCR_SIGMA, m), 2.0, 100.0),
         "tsh": tsh,
         "free_t4": ft4,
         "tpo_ab": tpo,
@@ -218,7 +224,7 @@ def visit_values(
     }
     return VisitValues(
         values=values,
-        urine_blood=choose(rng, R.URINE_BLOOD, m),
+        urine_blood=strip,
         protected=protected,
         thyroid_abnormal=graves | hypo | itis_hyper | itis_hypo,
         thyroid_event=at_thyroid,

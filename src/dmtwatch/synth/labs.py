@@ -38,6 +38,7 @@ TESTS = (
     "urine_rbc",
     "urine_blood",
     "urine_protein",
+    "upcr",
     "tsh",
     "free_t4",
     "tpo_ab",
@@ -61,12 +62,13 @@ UNITS = (
     "/[HPF]",
     "g/L",
     "{index}",
+    "mg/mmol",
 )
 # the sample/panel each test comes from (results go missing a panel at a time)
 PANEL_OF = {
     **dict.fromkeys(COUNTS, 0),
     "creatinine": 1,
-    **dict.fromkeys(("urine_rbc", "urine_blood", "urine_protein"), 2),
+    **dict.fromkeys(("urine_rbc", "urine_blood", "urine_protein", "upcr"), 2),
     **dict.fromkeys(("tsh", "free_t4", "tpo_ab"), 3),
     **dict.fromkeys(("alt", "ast", "bilirubin"), 4),
     "jcv_index": 5,
@@ -81,6 +83,7 @@ FIXED_UNIT = {
     "bilirubin": ("umol/L", 0),
     "urine_rbc": ("/[HPF]", 0),
     "urine_protein": ("g/L", 2),
+    "upcr": ("mg/mmol", 1),
     "jcv_index": ("{index}", 2),
 }
 
@@ -166,21 +169,30 @@ def _results(c: Cohort, v: Visits, lv: VisitValues, rng: np.random.Generator) ->
 def _panels(
     c: Cohort, v: Visits, lv: VisitValues, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
-    """Which tests each visit orders (before any result goes missing)."""
+    """Which tests each visit orders (before any result goes missing).
+
+    Every alemtuzumab visit (baseline and monthly) has the blood count, creatinine, liver
+    tests and a urinalysis with microscopy; patients at strip sites have the strip too,
+    and a few strip-tested samples never go for microscopy. The urine protein:creatinine
+    ratio is measured once, at the baseline before course 1."""
     m, p = len(v), v.p
     alem = v.seg >= 0
     baseline = alem & (v.k == 0)
+    strip = alem & c.dipstick[p]
+    no_microscopy = strip & (rng.random(m) < R.URINE_MICROSCOPY_NOT_SENT)
     quarterly = baseline | (alem & (v.k % R.QUARTERLY_EVERY == 0))
     free_t4 = baseline | (
         quarterly & ((rng.random(m) < R.FREE_T4_SHARE) | lv.thyroid_abnormal | lv.thyroid_event)
     )
     tpo = baseline | (alem & (v.k % R.TPO_EVERY == 0) & (rng.random(m) < R.TPO_SHARE))
     tpo |= lv.thyroid_event
-    panel = dict.fromkeys((*COUNTS, "creatinine", "urine_protein"), alem)
-    panel |= dict.fromkeys(("tsh", "alt", "ast", "bilirubin"), quarterly)
+    monthly = (*COUNTS, "creatinine", "urine_protein", "alt", "ast", "bilirubin")
+    panel = dict.fromkeys(monthly, alem)
     panel |= {
-        "urine_rbc": alem & ~c.dipstick[p],
-        "urine_blood": alem & c.dipstick[p],
+        "tsh": quarterly,
+        "urine_rbc": alem & ~no_microscopy,
+        "urine_blood": strip,
+        "upcr": baseline & (v.seg == 0),
         "free_t4": free_t4,
         "tpo_ab": tpo,
         "jcv_index": v.seg < 0,

@@ -104,7 +104,9 @@ MONITORING_DAYS = 1461  # S1, S2, S4: 48 months after the last infusion of the l
 # --- lab monitoring -------------------------------------------------------------------------
 BASELINE_BEFORE_COURSE = (3, 25)  # S1, S21: baseline tests within 30 days before a course
 VISIT_JITTER = 3  # [design] +- days around each monthly visit
-QUARTERLY_EVERY = 3  # S1, S2: thyroid function every 3 months; [design] liver tests with it
+QUARTERLY_EVERY = 3  # S1, S2: thyroid function every 3 months
+# liver tests (ALT, AST, bilirubin) are drawn monthly with the blood count: the EU package
+# leaflet asks for them monthly (protocols/alemtuzumab.yaml, LEM-EU-PL)
 TPO_EVERY = 6  # [design] TPO antibodies every 6 months ...
 TPO_SHARE = 0.6  # [design] ... in this share of those visits
 FREE_T4_SHARE = 0.35  # [design] free T4 with a normal-looking TSH
@@ -121,7 +123,13 @@ CREATININE_IN_MG_DL = 0.10  # [design] creatinine in mg/dL (/88.42, S27)
 TSH_SPELLED_MIU_L = 0.30  # [design] "mIU/L" instead of UCUM "m[IU]/L"
 JCV_WITHOUT_UNIT = 0.20  # [design] the index is dimensionless; unit often left empty
 WITH_REFERENCE_RANGE = 0.50  # [design] results that carry the lab's own range
-URINE_DIPSTICK_SHARE = 0.5  # [design] urine by test strip (text) rather than microscopy
+# Every monthly urinalysis has microscopy (urine_rbc, the urine cell count both labels ask
+# for); patients at dipstick sites have their urine dip-tested too (urine_blood, text).
+URINE_DIPSTICK_SHARE = 0.5  # [design] patients whose urine is also tested by strip
+URINE_MICROSCOPY_NOT_SENT = 0.03  # [design] strip-tested visits whose sample never went
+# for microscopy (what REN-DIPSTICK catches when the strip shows blood)
+# The urine protein:creatinine ratio (upcr) is drawn once, at the baseline visit before
+# course 1 (S1, US label: a baseline before the first course only).
 CREATININE_PER_MG_DL = 88.42  # S27 (admiral compute_kidney)
 
 # lab-typical reference ranges in canonical units, two laboratories ([design], clinical.md
@@ -139,6 +147,7 @@ REFERENCE_RANGES: dict[str, tuple[tuple[float | None, float | None], ...]] = {
     "bilirubin": ((None, 21.0), (None, 17.0)),
     "urine_rbc": ((0.0, 3.0), (0.0, 2.0)),
     "urine_protein": ((None, 0.15), (None, 0.14)),
+    "upcr": ((None, 15.0), (None, 15.0)),  # mg/mmol, clinical.md 5.4
 }
 # creatinine ranges by sex (female, male), umol/L and mg/dL (clinical.md 5.4, S27)
 CREATININE_RANGES_UMOL = (((45.0, 90.0), (60.0, 110.0)), ((49.0, 90.0), (64.0, 104.0)))
@@ -173,7 +182,14 @@ BILIRUBIN_MEDIAN = 8.0  # [design] umol/L
 URINE_PROTEIN_MEDIAN = 0.06  # [design] g/L
 URINE_RBC_MEAN = 0.7  # [design] per HPF
 URINE_RBC_HIGH_SHARE = 0.03  # [design] contamination / menstruation
-URINE_BLOOD = {"negative": 0.88, "trace": 0.06, "1+": 0.04, "2+": 0.015, "3+": 0.005}
+# The strip answer follows the cell count of the same sample: with 3 or more red cells
+# per HPF it shows blood in ~90% (dipstick sensitivity >90%, AUA 2020), without them a
+# few false positives (myoglobin, free haemoglobin, oxidising contaminants). [design]
+# calibrated so that ~12% of strips show trace or more, as the earlier independent draw.
+URINE_BLOOD = {"negative": 0.93, "trace": 0.05, "1+": 0.015, "2+": 0.005, "3+": 0.0}
+URINE_BLOOD_HAEMATURIA = {"negative": 0.10, "trace": 0.15, "1+": 0.35, "2+": 0.25, "3+": 0.15}
+UPCR_MEDIAN = 7.0  # [design] mg/mmol, healthy adults; clinical.md 5.4: normal below 15
+UPCR_SIGMA = 0.4  # [design] log scale: ~3% of baselines above 15 mg/mmol
 
 # --- thyroid autoimmunity -------------------------------------------------------------------
 THYROID_SHARE = 0.45  # S1 36.8%, S48 40.7% at 5 y, S49 46.6% over 6 y; S50 41%
