@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmtwatch.engine.text import as_reported, as_text, render, reported_note, value_as_reported
+from dmtwatch.engine.text import (
+    as_reported,
+    as_text,
+    render,
+    reported_note,
+    shown_value,
+    value_as_reported,
+)
 
 
 def _texts(expr_of, values: list, schema: dict) -> list:
@@ -122,3 +129,25 @@ def test_a_template_can_show_the_canonical_value_and_the_reported_one() -> None:
     assert ibis.duckdb.connect().execute(t.select(s=expr)).s.tolist() == [
         "Creatinine 85.8 umol/L (reported as 0.97 mg/dL)"
     ]
+
+
+def test_the_shown_value_is_the_labs_own_digits_unless_converted() -> None:
+    rows = [
+        {"value_reported": "82.01", "unit_reported": "umol/L", "value": 82.01, "unit": "umol/L"},
+        {"value_reported": "0.97", "unit_reported": "mg/dL", "value": 85.7674, "unit": "umol/L"},
+        {"value_reported": "0.15", "unit_reported": "G/L", "value": 0.15, "unit": "10*9/L"},
+        {"value_reported": None, "unit_reported": None, "value": 82.0149, "unit": "umol/L"},
+    ]
+    assert _texts(shown_value, rows, LABS) == ["82.01", "85.8", "0.15", "82"]
+    # a companion's columns carry a prefix
+    prefixed = [{f"c_{k}": v for k, v in r.items()} for r in rows]
+    schema = {f"c_{k}": v for k, v in LABS.items()}
+    assert _texts(lambda t: shown_value(t, "c_"), prefixed, schema) == [
+        "82.01",
+        "85.8",
+        "0.15",
+        "82",
+    ]
+    assert _texts(lambda t: reported_note(t, "c_"), prefixed, schema)[1] == (
+        " (reported as 0.97 mg/dL)"
+    )
