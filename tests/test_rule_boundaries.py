@@ -1333,25 +1333,33 @@ ALL_CASES = (
 # --- the run --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def worklist(tmp_path_factory) -> dict[tuple[str, str], list[dict]]:
-    """Every case's patient in one clinic, checked once: findings by (patient, code)."""
-    ids = [c.id for c in ALL_CASES]
+def clinic_findings(folder, cases: list[Case]) -> dict[tuple[str, str], list[dict]]:
+    """Every case's patient in one clinic, checked once: findings by (patient, code).
+    A patient without a patients row of its own is sex F, born 1980."""
+    ids = [c.id for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique: they are the patient ids"
     tables: dict[str, list[dict]] = defaultdict(list)
-    for c in ALL_CASES:
+    for c in cases:
         for name, rows in c.rows.items():
             tables[name] += rows
-    folder = write_clinic(tmp_path_factory.mktemp("boundaries"), **tables)
+    named = {r["patient_id"] for r in tables["patients"]}
+    tables["patients"] += [
+        {"patient_id": i, "sex": "F", "birth_date": "1980"} for i in ids if i not in named
+    ]
     out = defaultdict(list)
-    for f in findings(folder, AS_OF):
+    for f in findings(write_clinic(folder, **tables), AS_OF):
         out[(f["patient_id"], f["code"])].append(f)
     return out
 
 
+@pytest.fixture(scope="module")
+def worklist(tmp_path_factory) -> dict[tuple[str, str], list[dict]]:
+    return clinic_findings(tmp_path_factory.mktemp("boundaries"), ALL_CASES)
+
+
 def the_finding(worklist, c: Case) -> dict | None:
     got = worklist.get((c.id, c.code), [])
-    if c.code == "MON-OVERDUE":
+    if c.code in ("MON-OVERDUE", "MON-BASELINE"):  # kept per schedule item
         got = [f for f in got if f["test"] == c.test]
     assert len(got) <= 1, got
     return got[0] if got else None

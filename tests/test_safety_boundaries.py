@@ -15,7 +15,7 @@ from collections import defaultdict
 import pytest
 
 from tests.clinic import check as run_clinic
-from tests.clinic import findings, write_clinic
+from tests.clinic import write_clinic
 from tests.test_rule_boundaries import (
     ALEM,
     AS_OF,
@@ -27,6 +27,7 @@ from tests.test_rule_boundaries import (
     Rows,
     case,
     check,
+    clinic_findings,
     day,
     params,
     rule,
@@ -889,86 +890,62 @@ ALL_CASES = (
 
 @pytest.fixture(scope="module")
 def worklist(tmp_path_factory) -> dict[tuple[str, str], list[dict]]:
-    """Every case's patient in one clinic, checked once: findings by (patient, code).
-    Patients are sex F unless the case records its own patients row."""
-    ids = [c.id for c in ALL_CASES]
-    assert len(ids) == len(set(ids)), "case ids must be unique: they are the patient ids"
-    tables: dict[str, list[dict]] = defaultdict(list)
-    for c in ALL_CASES:
-        for name, rows in c.rows.items():
-            tables[name] += rows
-    named = {r["patient_id"] for r in tables["patients"]}
-    tables["patients"] += [
-        {"patient_id": i, "sex": "F", "birth_date": "1980"} for i in ids if i not in named
-    ]
-    folder = write_clinic(tmp_path_factory.mktemp("safety"), **tables)
-    out = defaultdict(list)
-    for f in findings(folder, AS_OF):
-        out[(f["patient_id"], f["code"])].append(f)
-    return out
-
-
-def _check(worklist, c: Case) -> None:
-    """`check`, with MON-BASELINE kept per schedule item like MON-OVERDUE."""
-    if c.code == "MON-BASELINE":
-        got = [f for f in worklist.get((c.id, c.code), []) if f["test"] == c.test]
-        worklist = {(c.id, c.code): got}
-    check(worklist, c)
+    return clinic_findings(tmp_path_factory.mktemp("safety"), ALL_CASES)
 
 
 @pytest.mark.parametrize("c", params(PROTEINURIA_CASES))
 def test_proteinuria(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(HAEMATURIA_CASES))
 def test_haematuria(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(DIPSTICK_CASES))
 def test_dipstick(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(DISCORDANT_CASES))
 def test_discordant_thyroid(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(PROXIMITY_CASES))
 def test_infusion_proximity_adverse_events(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(BASELINE_CASES))
 def test_baseline(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(LIVER_CASES))
 def test_liver_monthly(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(NTZ_CASES))
 def test_natalizumab_per_infusion(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(MRI_RISK_CASES))
 def test_mri_interval_by_risk(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(SEX_CASES))
 def test_creatinine_limit_by_sex(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 @pytest.mark.parametrize("c", params(WORDING_CASES))
 def test_wording(worklist, c: Case) -> None:
-    _check(worklist, c)
+    check(worklist, c)
 
 
 def test_no_missing_baseline_is_merely_info() -> None:
