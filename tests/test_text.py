@@ -137,17 +137,16 @@ def test_the_shown_value_is_the_labs_own_digits_unless_converted() -> None:
         {"value_reported": "0.97", "unit_reported": "mg/dL", "value": 85.7674, "unit": "umol/L"},
         {"value_reported": "0.15", "unit_reported": "G/L", "value": 0.15, "unit": "10*9/L"},
         {"value_reported": None, "unit_reported": None, "value": 82.0149, "unit": "umol/L"},
+        {"value_reported": "26.0", "unit_reported": "pmol/L", "value": 26.0, "unit": "pmol/L"},
+        {"value_reported": "82.010", "unit_reported": "umol/L", "value": 82.01, "unit": "umol/L"},
+        {"value_reported": "150", "unit_reported": "10*9/L", "value": 150.0, "unit": "10*9/L"},
     ]
-    assert _texts(shown_value, rows, LABS) == ["82.01", "85.8", "0.15", "82"]
+    shown = ["82.01", "85.8", "0.15", "82", "26", "82.01", "150"]
+    assert _texts(shown_value, rows, LABS) == shown
     # a companion's columns carry a prefix
     prefixed = [{f"c_{k}": v for k, v in r.items()} for r in rows]
     schema = {f"c_{k}": v for k, v in LABS.items()}
-    assert _texts(lambda t: shown_value(t, "c_"), prefixed, schema) == [
-        "82.01",
-        "85.8",
-        "0.15",
-        "82",
-    ]
+    assert _texts(lambda t: shown_value(t, "c_"), prefixed, schema) == shown
     assert _texts(lambda t: reported_note(t, "c_"), prefixed, schema)[1] == (
         " (reported as 0.97 mg/dL)"
     )

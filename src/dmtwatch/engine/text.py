@@ -93,7 +93,9 @@ def shown_value(t: ibis.Table, prefix: str = "") -> ibis.StringValue:
     unit conversion, the canonical value rounded, which `reported_note` then explains."""
     value_reported, _unit, value, _ = _columns(t, prefix)
     same = value_as_reported(t, prefix).isnull() & value_reported.try_cast("float64").notnull()
-    return ibis.ifelse(same, value_reported, as_text(value))
+    # trailing zeros of a decimal say nothing here: 26.0 from a FHIR decimal reads as 26
+    digits = value_reported.re_replace(r"^(-?[0-9]+\.[0-9]*?)0+$", r"\1").re_replace(r"\.$", "")
+    return ibis.ifelse(same, digits, as_text(value))
 
 
 def render(template: str, fields: dict[str, ibis.Value]) -> ibis.StringValue:
