@@ -1,4 +1,4 @@
-"""Property: a count in cells/uL and the same count in 10*9/L give identical findings."""
+"""Property: a count in cells/uL and the same count in 10*9/L give the same findings."""
 
 from __future__ import annotations
 
@@ -35,4 +35,14 @@ def _findings(value: float, unit: str, test: str) -> list[tuple]:
     test=st.sampled_from(["lymphocytes", "neutrophils", "leukocytes", "platelets"]),
 )
 def test_cells_per_microlitre_equal_giga_per_litre(cells: int, test: str) -> None:
-    assert _findings(cells, "cells/uL", test) == _findings(cells / 1000, "10*9/L", test)
+    converted, canonical = (
+        _findings(cells, "cells/uL", test),
+        _findings(cells / 1000, "10*9/L", test),
+    )
+    # the same findings; the text differs only in how the value is shown: the converted
+    # result says how it was reported, the canonical one shows the lab's own digits
+    assert [f[:3] for f in converted] == [f[:3] for f in canonical]
+    for (*_, text), (*_, own) in zip(converted, canonical, strict=True):
+        note = f" (reported as {cells} cells/uL) on "
+        assert (note in text) is (cells != 0)  # 0 is 0 in either unit: nothing to add
+        assert own.split(" on ", 1)[1] == text.split(" on ", 1)[1]
