@@ -293,8 +293,9 @@ def _dipstick_cases() -> list[Case]:
         *out,
         case("dip-microscopy-window-days-after", stick(positive, w), r.code, None),
         case("dip-microscopy-window+1-days-after", stick(positive, w + 1), r.code, r.severity),
-        case("dip-microscopy-window-days-before", stick(positive, -w), r.code, None),
-        case("dip-microscopy-window+1-days-before", stick(positive, -w - 1), r.code, r.severity),
+        # microscopy of an earlier sample did not examine this one
+        case("dip-microscopy-day-before", stick(positive, -1), r.code, r.severity),
+        case("dip-microscopy-window-days-before", stick(positive, -w), r.code, r.severity),
         case("dip-microscopy-same-day", stick(positive, 0), r.code, None),
         case(
             "dip-on-day0-ignored",

@@ -333,18 +333,21 @@ def _with_companion(
             c_high="ref_high",
         )
     )
-    j = t.left_join(
-        c,
-        (t.patient_id == c.c_patient)
-        & (c.c_date.delta(t.date, unit="day").abs() <= comp.within_days),
+    apart = c.c_date.delta(t.date, unit="day")
+    # a result measured after excludes only from the flagged day on; otherwise either side
+    near = (
+        (apart >= 0) & (apart <= comp.within_days)
+        if comp.excludes == "measured_after"
+        else (apart.abs() <= comp.within_days)
     )
+    j = t.left_join(c, (t.patient_id == c.c_patient) & near)
     j = j.mutate(
         c_rn=ibis.row_number().over(
             group_by="patient_id",
             order_by=[j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)],
         )
     ).filter(_.c_rn == 0)
-    if comp.excludes == "measured":
+    if comp.excludes == "measured_after":
         j = j.filter(j.c_date.isnull())
     elif comp.excludes is not None:
         j = j.filter(~_beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False))

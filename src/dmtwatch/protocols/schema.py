@@ -111,8 +111,9 @@ class Companion(_Strict):
 
     test: str
     within_days: int = Field(ge=0)
-    # "measured": any companion result in the window excludes (e.g. microscopy was done)
-    excludes: Limit | Literal["measured"] | None = None
+    # "measured_after": a companion result on the same day or within the window after it
+    # excludes (microscopy of a later sample; one from before did not examine this one)
+    excludes: Limit | Literal["measured_after"] | None = None
     requires: Limit | None = None
     escalates: Limit | None = None
     # escalates too at or above this multiple of the patient's baseline (the latest

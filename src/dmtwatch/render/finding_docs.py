@@ -35,8 +35,9 @@ MECHANISM = {
         "The latest result of the test dated after day 0 is compared with its limit (or, for "
         "a qualitative test, with the catalogue's first abnormal answer; `at_least`: also at "
         "or above that value whatever the lab's range). A companion test within the stated "
-        "window can exclude the finding, be required for it, or raise its severity (beyond "
-        "its limit, or at a multiple of its baseline before the latest course)."
+        "window can exclude the finding (beyond a limit, or `measured_after`: any result on "
+        "the same day or in the window after), be required for it, or raise its severity "
+        "(beyond its limit, or at a multiple of its baseline before the latest course)."
     ),
     RelapseImaging: (
         "For every relapse from day 0 on, the first MRI of the listed regions (with contrast "
