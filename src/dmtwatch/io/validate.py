@@ -262,7 +262,8 @@ class _Validator:
             "WHEN qualitative AND \"p_answer\" IS NULL THEN 'is not one of ' || answers "
             f"WHEN {numeric} AND ({num} IS NULL OR isnan({num}) OR isinf({num})) "
             "THEN 'is not a number' "
-            f"WHEN {numeric} AND {num} < 0 THEN 'is negative (a count or level cannot be below 0)' END",
+            f"WHEN {numeric} AND {num} < 0 THEN 'is negative (a count or level cannot be below 0)' "
+            f"WHEN {numeric} AND isinf({num} * factor) THEN 'is too large' END",
             "unit": "CASE WHEN qualitative AND \"t_unit\" <> '' THEN 'is given for a qualitative test' "
             f"WHEN {numeric} AND factor IS NULL AND \"t_unit\" = '' "
             "THEN 'is missing: a numeric result needs its unit' "
@@ -275,7 +276,11 @@ class _Validator:
                 [
                     (f"{t} <> '' AND qualitative", "is given for a qualitative test"),
                     (f"{t} <> '' AND {p} IS NULL", "is not a number"),
+                    # the contract's ranges apply to limits too: an infinite upper limit
+                    # would silence every check against it, a NaN one is no limit at all
+                    (f"isnan({p}) OR isinf({p})", "is not a finite number"),
                     (f"{p} < 0", "is negative"),
+                    (f"{numeric} AND isinf({p} * factor)", "is too large"),
                 ]
             )
         return texts, parsed, out, reasons
