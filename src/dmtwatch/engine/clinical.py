@@ -222,7 +222,9 @@ def _proximity(ctx: Context, protocol: Protocol, rule: InfusionProximity) -> Pai
     j = j.mutate(infusion_date=infusion, days_after=j.onset_date.delta(infusion, unit="day"))
     t = j.mutate(
         rn=ibis.row_number().over(
-            group_by="patient_id", order_by=[ibis.desc(j.onset_date), j.event]
+            group_by="patient_id",
+            # one row, whatever order DuckDB reads in: the latest event, nearest infusion
+            order_by=[ibis.desc(j.onset_date), j.event, ibis.desc(j.infusion_date)],
         )
     ).filter(_.rn == 0)
     t = ctx.stage(t)
