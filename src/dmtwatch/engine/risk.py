@@ -68,7 +68,7 @@ def checked_results(ctx: Context, protocol: Protocol, test: str) -> ibis.Table:
     # one row per result: the window that keeps it invalid longest
     j = j.mutate(
         rn=ibis.row_number().over(
-            group_by=["patient_id", "date", "value"], order_by=ibis.desc(j.w_until)
+            group_by=["patient_id", "date", "value"], order_by=[ibis.desc(j.w_until), j.w_drug]
         )
     ).filter(_.rn == 0)
     return j.select(
