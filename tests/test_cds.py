@@ -167,10 +167,15 @@ def _serve(args: list[str] = ()):
     return running(command, f"{base}/cds-services"), base
 
 
+SANDBOX = "https://sandbox.cds-hooks.org"
+
+
 @pytest.fixture(scope="module")
-def served():
-    """`dmtwatch serve` on a free loopback port: its base URL and process."""
-    context, base = _serve()
+def served(ehr_fhir):
+    """`dmtwatch serve` on a free loopback port: its base URL and process. It may read the
+    test EHR's FHIR server (allow-listed: the service reads no FHIR server by default) and
+    answers browsers from the CDS Hooks sandbox only (no CORS origin by default)."""
+    context, base = _serve(["--fhir-allow", ehr_fhir, "--allow-origin", SANDBOX])
     with context as process:
         yield base, process
 
@@ -378,7 +383,8 @@ def test_malformed_calls_get_400_with_the_reason(service, name: str) -> None:
 
 
 def test_cors_preflight_and_responses_allow_browser_clients(service) -> None:
-    origin = "https://sandbox.cds-hooks.org"
+    """The configured origin (--allow-origin) is named back, never '*'; another is not."""
+    origin = SANDBOX
     preflight = httpx.options(
         service + SERVICE,
         headers={
@@ -391,12 +397,15 @@ def test_cors_preflight_and_responses_allow_browser_clients(service) -> None:
     )
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-private-network"] == "true"
-    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-origin"] == origin
     assert "POST" in preflight.headers["access-control-allow-methods"]
     allowed = preflight.headers["access-control-allow-headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed
     discovery = httpx.get(f"{service}/cds-services", headers={"Origin": origin}, timeout=10)
-    assert discovery.headers["access-control-allow-origin"] == "*"
+    assert discovery.headers["access-control-allow-origin"] == origin
+    evil = {"Origin": "https://evil.example"}
+    elsewhere = httpx.get(f"{service}/cds-services", headers=evil, timeout=10)
+    assert "access-control-allow-origin" not in elsewhere.headers
 
 
 def test_feedback_is_accepted_and_logged(served) -> None:

@@ -126,10 +126,23 @@ def test_a_token_for_another_endpoint_is_refused(auth, ehr) -> None:
 
 def test_expiry_is_checked_with_a_minute_of_leeway(auth, ehr) -> None:
     now = int(time.time())
-    just_inside = ehr.token(iat=now - 400, exp=now - 50)  # within the 60 s leeway
+    # lifetimes (exp - iat) under the 5-minute maximum, so only expiry is tested here
+    just_inside = ehr.token(iat=now - 290, exp=now - 50)  # within the 60 s leeway
     assert auth.check(f"Bearer {just_inside}", ENDPOINT).exp == now - 50
-    expired = ehr.token(iat=now - 400, exp=now - 70)
+    expired = ehr.token(iat=now - 290, exp=now - 70)
     assert "expired" in _refused(auth, f"Bearer {expired}")
+
+
+def test_a_long_lived_token_is_refused(auth, ehr, tmp_path) -> None:
+    """exp - iat at most 5 minutes by default (a stolen 10-year token is worth nothing)."""
+    now = int(time.time())
+    ten_years = ehr.token(iat=now, exp=now + 10 * 365 * 86400)
+    assert "at most 300 s" in _refused(auth, f"Bearer {ten_years}")
+    assert auth.check(f"Bearer {ehr.token(iat=now, exp=now + 300)}", ENDPOINT)
+    stricter = ClientAuth.from_files({ISSUER: ehr.write(tmp_path)}, max_lifetime=60)
+    assert "at most 60 s" in _refused(stricter, f"Bearer {ehr.token(iat=now, exp=now + 120)}")
+    future = ehr.token(iat=now + 3600, exp=now + 3700)
+    assert "not yet valid (iat)" in _refused(auth, f"Bearer {future}")
 
 
 @pytest.mark.parametrize("claim", ["iss", "jti", "iat", "exp", "aud"])
@@ -232,7 +245,7 @@ def guarded(ehr, tmp_path_factory):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "dmtwatch", "serve", "--port", str(port)]
-    command += ["--trust", f"{ISSUER}={keys}"]
+    command += ["--trust", f"{ISSUER}={keys}", "--allow-origin", "https://sandbox.cds-hooks.org"]
     with running(command, f"{base}/findings/"):
         yield base
 
@@ -257,7 +270,7 @@ def test_the_service_refuses_callers_without_a_trusted_token(guarded, ehr) -> No
     origin = {"Origin": "https://sandbox.cds-hooks.org"}
     refused = httpx.get(f"{guarded}/cds-services", headers=origin, timeout=10)
     assert "carries no JWT" in refused.text
-    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    assert refused.headers["Access-Control-Allow-Origin"] == origin["Origin"]
 
 
 def test_the_service_answers_a_trusted_ehr(guarded, ehr) -> None:
@@ -279,6 +292,47 @@ def test_the_service_answers_a_trusted_ehr(guarded, ehr) -> None:
     assert [c["summary"].split(":")[0] for c in answer.json()["cards"]] == ["CNS-MRI"]
     again = httpx.post(f"{guarded}{SERVICE}", json=body, headers=headers, timeout=60)
     assert again.status_code == 401 and "used before" in again.text
+
+
+def test_the_audience_is_the_configured_url_not_the_host_header(guarded, ehr) -> None:
+    """A token minted for another service, sent with that service's name as Host, is
+    refused: the audience is checked against the service's own URL (--public-url, by
+    default http://HOST:PORT as served), never against what the caller says."""
+    other = "https://other-service.example"
+    token = ehr.token(aud=other + SERVICE)
+    body = {"hook": "patient-view", "hookInstance": "x", "context": {"patientId": "p"}}
+    answer = httpx.post(
+        f"{guarded}{SERVICE}",
+        json=body,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Host": "other-service.example",
+            "X-Forwarded-Host": "other-service.example",
+            "X-Forwarded-Proto": "https",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 401 and "another endpoint" in answer.text
+
+
+def test_the_maximum_token_lifetime_is_an_option(ehr, tmp_path) -> None:
+    keys = ehr.write(tmp_path)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "dmtwatch", "serve", "--port", str(port)]
+    command += ["--trust", f"{ISSUER}={keys}", "--max-token-age", "60"]
+    now = int(time.time())
+    with running(command, f"{base}/findings/"):
+        long = ehr.token(aud=base + "/cds-services", iat=now, exp=now + 120)
+        answer = httpx.get(
+            f"{base}/cds-services", headers={"Authorization": f"Bearer {long}"}, timeout=10
+        )
+        assert answer.status_code == 401 and "at most 60 s" in answer.text
+        short = ehr.token(aud=base + "/cds-services", iat=now, exp=now + 60)
+        answer = httpx.get(
+            f"{base}/cds-services", headers={"Authorization": f"Bearer {short}"}, timeout=10
+        )
+        assert answer.status_code == 200
 
 
 def test_preflight_and_finding_pages_need_no_token(guarded) -> None:

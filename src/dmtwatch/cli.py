@@ -473,15 +473,80 @@ def serve(
     public_url: Annotated[
         str | None,
         typer.Option(
-            "--public-url", help="The base URL EHRs call (a JWT's audience), behind a proxy."
+            "--public-url",
+            help="The base URL EHRs call (a JWT's audience); default http://HOST:PORT.",
         ),
     ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            metavar="ORIGIN",
+            help="A browser origin allowed to read answers (CORS), e.g. "
+            "https://sandbox.cds-hooks.org (repeatable; none by default, never '*').",
+        ),
+    ] = None,
+    fhir_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fhir-allow",
+            metavar="URL",
+            help="A FHIR server base URL the service may read when a call names it as "
+            "fhirServer (repeatable; none by default).",
+        ),
+    ] = None,
+    fetch_timeout: Annotated[
+        float,
+        typer.Option("--fetch-timeout", min=0.1, help="Seconds for all FHIR reads of one call."),
+    ] = 10.0,
+    max_fetch_mb: Annotated[
+        float, typer.Option("--max-fetch-mb", min=0.01, help="MB one call may read from FHIR.")
+    ] = 20.0,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.01, help="MB of a request body (413 beyond).")
+    ] = 5.0,
+    max_token_age: Annotated[
+        int,
+        typer.Option("--max-token-age", min=1, help="Seconds a client JWT may live (exp - iat)."),
+    ] = 300,
+    cold_workers: Annotated[
+        int, typer.Option("--cold-workers", min=1, help="Evaluations run at once.")
+    ] = 4,
+    cold_queue: Annotated[
+        int,
+        typer.Option("--cold-queue", min=0, help="Evaluations waiting; beyond, 503 at once."),
+    ] = 16,
 ) -> None:
     """The CDS Hooks 2.0 service (patient-view); discovery at http://HOST:PORT/cds-services."""
+    from urllib.parse import urlsplit
+
     import uvicorn
 
     from dmtwatch.cds.app import create_app
     from dmtwatch.cds.client_auth import ClientAuth, TrustError
+    from dmtwatch.fhir.client import OutboundPolicy
+
+    origins = []
+    for value in allow_origin or []:
+        parts = urlsplit(value)
+        if value == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
+            err.print(
+                f"error: --allow-origin {value!r}: expected an origin such as "
+                "https://ehr.example.org (never '*': answers hold patient data)",
+                markup=False,
+            )
+            raise typer.Exit(1)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    for value in fhir_allow or []:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            err.print(f"error: --fhir-allow {value!r}: expected an http(s) URL", markup=False)
+            raise typer.Exit(1)
+    fetch = OutboundPolicy(
+        allowed=tuple(fhir_allow or ()),
+        deadline=fetch_timeout,
+        max_bytes=int(max_fetch_mb * 1024 * 1024),
+    )
 
     auth = None
     if trust:
@@ -493,7 +558,7 @@ def serve(
                 raise typer.Exit(1)
             trusted[issuer] = Path(path)
         try:
-            auth = ClientAuth.from_files(trusted)
+            auth = ClientAuth.from_files(trusted, max_lifetime=max_token_age)
         except TrustError as e:
             err.print(f"error: --trust: {e}", markup=False)
             raise typer.Exit(1) from None
@@ -519,7 +584,18 @@ def serve(
         logging.getLogger("dmtwatch").warning(
             "listening on %s without --trust: any caller reaching it gets answers", host
         )
-    app = create_app(db, auth=auth, public_url=public_url)
+    if public_url is None and auth is not None:  # the JWT audience: never a Host header
+        public_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    app = create_app(
+        db,
+        auth=auth,
+        public_url=public_url,
+        cors_origins=tuple(origins),
+        fetch=fetch,
+        max_body=int(max_body_mb * 1024 * 1024),
+        cold_workers=cold_workers,
+        cold_queue=cold_queue,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -2,7 +2,9 @@
 
 Status codes follow the specification: 400 for a malformed call (with the reason, never
 FastAPI's 422), 412 when the patient's data can be neither prefetched nor fetched, 200
-with cards otherwise. A FHIR record the reader refuses is answered with one "not
+with cards otherwise; 413 for a body over the limit, 415 for a body that is not JSON
+(a CORS "simple request" must not reach the service), 503 with Retry-After when the
+queue of cold evaluations is full. docs/security.md gives the threat model. A FHIR record the reader refuses is answered with one "not
 evaluated" card rather than an error: EHRs show nothing for errors, and nothing would read
 as "no findings".
 """
@@ -14,8 +16,10 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,6 +49,7 @@ from dmtwatch.cds.patient_data import (
     gather,
 )
 from dmtwatch.cds.patient_data import what_is_missing as _missing
+from dmtwatch.fhir.client import OutboundPolicy
 from dmtwatch.io import InputRejected
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.store.errors import StoreError
@@ -56,6 +61,10 @@ HOOK = "patient-view"
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
 AS_OF_EXTENSION = "dmtwatch.asOf"  # replay a call on an earlier date (tests, audits)
 PROBLEMS_SHOWN = 10
+MAX_BODY = 5 * 1024 * 1024  # bytes of a request body (a whole prefetch)
+COLD_WORKERS = 4  # cold evaluations run at once
+COLD_QUEUE = 16  # cold evaluations waiting; beyond, 503 at once
+RETRY_AFTER = "2"  # seconds, with a 503
 
 SERVICE = Service(
     hook=HOOK,
@@ -102,8 +111,25 @@ def _validation_reason(e: ValidationError | RequestValidationError) -> str:
     return "; ".join(parts)
 
 
-async def _body(request: Request, model: type[BaseModel]) -> Any:
-    raw = await request.body()
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, JSON only and at most `limit` bytes (413 as soon as it is more)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise _Error(415, "the body must be JSON (Content-Type: application/json)")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _Error(413, f"the body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Error(413, f"the body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _body(request: Request, model: type[BaseModel], limit: int = MAX_BODY) -> Any:
+    raw = await _read_limited(request, limit)
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -144,19 +170,33 @@ def create_app(
     read: Reader = fhir_reader,
     cache_size: int = 256,
     docs_url: str | None = None,
-    cors_origins: tuple[str, ...] = ("*",),
+    cors_origins: tuple[str, ...] = (),
     today: Callable[[], dt.date] = dt.date.today,
     warm: bool = True,
     auth: ClientAuth | None = None,
     public_url: str | None = None,
+    fetch: OutboundPolicy | None = None,
+    max_body: int = MAX_BODY,
+    cold_workers: int = COLD_WORKERS,
+    cold_queue: int = COLD_QUEUE,
 ) -> FastAPI:
     """The service. `db`: a store URL to read patients the EHR sends no data for;
     `docs_url`: where the finding pages live (default: served here, under /findings/);
+    `cors_origins`: the browser origins (EHRs) allowed to read answers, never '*';
     `auth`: the EHRs trusted to call (every /cds-services call then needs their JWT);
-    `public_url`: the service's base URL as EHRs call it (a JWT's audience), when a proxy
-    in front makes it differ from what the service sees."""
+    `public_url`: the service's base URL as EHRs call it (a JWT's audience; required with
+    `auth`: never taken from the Host header a caller sends);
+    `fetch`: the FHIR servers the service may read (none by default);
+    `max_body`: bytes of a request body; `cold_workers`/`cold_queue`: evaluations run at
+    once and waiting, beyond which a call is answered 503 at once."""
+    if "*" in cors_origins:
+        raise ValueError("CORS origin '*' would let any web page read patient data")
+    if auth is not None and not public_url:
+        raise ValueError("client authentication needs the service's public URL (the JWT aud)")
     evaluator = Evaluator(cache_size)
     state: dict[str, Any] = {}
+    cold = {"admitted": 0}
+    limiter = anyio.CapacityLimiter(max(1, cold_workers))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -183,8 +223,7 @@ def create_app(
         @app.middleware("http")
         async def authenticate(request: Request, call_next) -> Response:
             if request.url.path.startswith("/cds-services") and request.method != "OPTIONS":
-                base = public_url or str(request.base_url)
-                endpoint = base.rstrip("/") + request.url.path
+                endpoint = public_url.rstrip("/") + request.url.path
                 try:
                     auth.check(request.headers.get("authorization"), endpoint)
                 except Unauthorized as e:
@@ -217,7 +256,8 @@ def create_app(
         return _error(e.status_code, str(e.detail))
 
     def doc_url(request: Request) -> Callable[[str], str]:
-        base = (docs_url or str(request.base_url).rstrip("/") + "/findings").rstrip("/")
+        here = public_url or str(request.base_url)
+        base = (docs_url or here.rstrip("/") + "/findings").rstrip("/")
         return lambda code: f"{base}/{code}" if code else f"{base}/"
 
     @app.get("/cds-services")
@@ -226,14 +266,24 @@ def create_app(
 
     @app.post(f"/cds-services/{SERVICE_ID}")
     async def patient_view(request: Request) -> Response:
-        call: HookRequest = await _body(request, HookRequest)
+        call: HookRequest = await _body(request, HookRequest, max_body)
         patient_id, as_of = _check_call(call)
         day = as_of or today()
         urls = doc_url(request)
         known = _known(call, patient_id, day)
         if known is not None:  # a repeat view: answered here, no thread hop
             return _json(dump(CardsResponse(cards=card_text.cards(known, day.isoformat(), urls))))
-        answer = await run_in_threadpool(_evaluate, call, patient_id, day, urls)
+        if cold["admitted"] >= max(1, cold_workers) + max(0, cold_queue):
+            log.info("busy: %d cold evaluations running or queued", cold["admitted"])
+            busy = _error(503, "the service is busy; retry shortly")
+            busy.headers["Retry-After"] = RETRY_AFTER
+            return busy
+        cold["admitted"] += 1
+        try:
+            job = partial(_evaluate, call, patient_id, day, urls)
+            answer = await anyio.to_thread.run_sync(job, limiter=limiter)
+        finally:
+            cold["admitted"] -= 1
         return _json(dump(answer))
 
     def _known(call: HookRequest, patient_id: str, day: dt.date) -> list[dict] | None:
@@ -248,7 +298,7 @@ def create_app(
 
     def _evaluate(call: HookRequest, patient_id: str, day: dt.date, urls) -> CardsResponse:
         try:
-            resources = gather(call, patient_id)
+            resources = gather(call, patient_id, fetch)
         except RequestProblem as e:
             raise _Error(400, str(e)) from None
         except DataUnavailable as e:
@@ -268,6 +318,11 @@ def create_app(
             log.info("a FHIR record was refused (%d problems)", len(problems))
             card = card_text.not_evaluated(problems[:PROBLEMS_SHOWN], len(problems), urls)
             return CardsResponse(cards=[card])
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as e:
+            # a JSON shape the reader did not foresee: the caller's data, not our failure
+            log.warning("a FHIR record could not be read: %s", type(e).__name__, exc_info=True)
+            reason = f"the FHIR data has a shape that cannot be read ({type(e).__name__})"
+            raise _Error(400, reason) from None
         return CardsResponse(cards=card_text.cards(found, day.isoformat(), urls))
 
     def _from_worklist(patient_id: str, day: dt.date) -> list[dict]:
@@ -284,7 +339,7 @@ def create_app(
 
     @app.post(f"/cds-services/{SERVICE_ID}/feedback")
     async def feedback(request: Request) -> Response:
-        received: FeedbackRequest = await _body(request, FeedbackRequest)
+        received: FeedbackRequest = await _body(request, FeedbackRequest, max_body)
         for item in received.feedback:
             log.info("feedback: card %s %s", item.card, item.outcome)
         return _json({})

@@ -4,8 +4,10 @@ Clients").
 An EHR signs a short-lived JWT with its private key for every call and sends it as
 `Authorization: Bearer <JWT>`. The service accepts a call when the token's issuer is one
 it was told to trust, the signature verifies with that issuer's public key (by `kid`),
-the audience is the endpoint called, the token has not expired, and its `jti` has not
-been seen before. Keys come from the JWK Set files the service is configured with, never
+the audience is the endpoint called (under the service's configured public URL, never
+the Host header a caller sends), the token has not expired, it lives at most
+`max_lifetime` seconds (`exp - iat`, 5 minutes by default: a stolen long-lived token is
+refused), and its `jti` has not been seen before. Keys come from the JWK Set files the service is configured with, never
 from the token's `jku`: a token must not choose where its own trust comes from, and
 checking one must not make the service call out.
 """
@@ -26,6 +28,7 @@ from dmtwatch.cds.models import JwkSet, JwtClaims, JwtHeader
 # The signing algorithms the specification requires every service to accept.
 ALGORITHMS = ("ES384", "RS384")
 LEEWAY_SECONDS = 60  # clock difference tolerated between the EHR and the service
+MAX_LIFETIME = 300  # seconds from iat to exp
 
 
 class Unauthorized(Exception):
@@ -73,12 +76,14 @@ class ClientAuth:
     """Trusted issuers and their keys; remembers `jti`s until their tokens expire."""
 
     keys: dict[str, dict[str, jwt.PyJWK]]  # issuer -> kid -> public key
+    max_lifetime: int = MAX_LIFETIME
     _seen: dict[tuple[str, str], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def from_files(cls, trusted: dict[str, Path]) -> ClientAuth:
-        return cls({issuer: read_key_set(path) for issuer, path in trusted.items()})
+    def from_files(cls, trusted: dict[str, Path], max_lifetime: int = MAX_LIFETIME) -> ClientAuth:
+        keys = {issuer: read_key_set(path) for issuer, path in trusted.items()}
+        return cls(keys, max_lifetime=max_lifetime)
 
     def check(self, authorization: str | None, endpoint: str) -> JwtClaims:
         """The verified claims of a call to `endpoint`; raises Unauthorized with the reason."""
@@ -103,6 +108,11 @@ class ClientAuth:
         if key.algorithm_name != header.alg:
             raise Unauthorized(f"key '{header.kid}' is for {key.algorithm_name}, not {header.alg}")
         claims = self._verified(token, key, header.alg, issuer, endpoint)
+        if claims.exp - claims.iat > self.max_lifetime:
+            raise Unauthorized(
+                f"the JWT lives {claims.exp - claims.iat} s (exp - iat); at most "
+                f"{self.max_lifetime} s are accepted"
+            )
         self._first_use(claims)
         return claims
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dmtwatch.cds.models import HookRequest
-from dmtwatch.fhir.client import PATIENT_SEARCHES, FhirClient, FhirClientError, next_link
+from dmtwatch.fhir.client import (
+    PATIENT_SEARCHES,
+    FhirClient,
+    FhirClientError,
+    OutboundPolicy,
+    ShapeError,
+    match_resources,
+    next_link,
+)
 
 TOKEN = "{{context.patientId}}"
 
@@ -52,18 +60,6 @@ def render(template: str, patient_id: str) -> str:
     return template.replace(TOKEN, patient_id)
 
 
-def _bundle_resources(key: str, bundle: dict) -> list[dict]:
-    out = []
-    for entry in bundle.get("entry") or []:
-        if not isinstance(entry, dict):
-            raise RequestProblem(f"prefetch '{key}': a Bundle entry is not an object")
-        resource = entry.get("resource")
-        mode = (entry.get("search") or {}).get("mode", "match")
-        if isinstance(resource, dict) and mode == "match":
-            out.append(resource)
-    return out
-
-
 def from_prefetch(request: HookRequest) -> Gathered:
     """What the prefetch holds, and which keys (or further pages) are still missing."""
     given = request.prefetch or {}
@@ -75,14 +71,17 @@ def from_prefetch(request: HookRequest) -> Gathered:
         value = given[key]
         if value is None:
             continue  # the EHR has nothing for this template
-        if not isinstance(value, dict) or "resourceType" not in value:
+        if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
             raise RequestProblem(f"prefetch '{key}' is not a FHIR resource")
         kind = value["resourceType"]
         if kind == "OperationOutcome":
             out.missing.append(key)
         elif kind == "Bundle":
-            out.resources += _bundle_resources(key, value)
-            following = next_link(value)
+            try:
+                out.resources += match_resources(value)
+                following = next_link(value)
+            except ShapeError as e:
+                raise RequestProblem(f"prefetch '{key}': {e}") from None
             if following is not None:
                 out.pages.append(following)
         else:
@@ -90,16 +89,20 @@ def from_prefetch(request: HookRequest) -> Gathered:
     return out
 
 
-def gather(request: HookRequest, patient_id: str) -> list[dict] | None:
-    """The patient's resources, or None when only a database could still supply them."""
+def gather(
+    request: HookRequest, patient_id: str, policy: OutboundPolicy | None = None
+) -> list[dict] | None:
+    """The patient's resources, or None when only a database could still supply them.
+    `policy`: where the service may fetch from (none: nowhere)."""
     got = from_prefetch(request)
     if not got.missing and not got.pages:
         return got.resources
     if request.fhirServer is None:
         return None
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    policy = policy or OutboundPolicy()
     try:
-        with FhirClient(request.fhirServer, token) as client:
+        with FhirClient(request.fhirServer, token, policy=policy) as client:
             for key in got.missing:
                 query = render(PREFETCH[key], patient_id)
                 if key == "patient":
