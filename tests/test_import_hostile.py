@@ -79,3 +79,299 @@ def test_fhir_infinite_limit_is_rejected() -> None:
         p.column is not None and "referenceRange" in p.column and "finite" in p.reason
         for p in caught.value.problems
     ), [str(p) for p in caught.value.problems]
+
+
+# --- (2) tracebacks that became located errors ------------------------------------------
+
+
+def _write(folder: Path, files: dict[str, str | bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        data = text if isinstance(text, bytes) else text.encode()
+        (folder / name).write_bytes(data)
+    return folder
+
+
+PATIENTS_CSV = "patient_id,sex,birth_date\nP1,F,1980-04\n"
+
+
+def test_duplicated_column_is_named(tmp_path: Path) -> None:
+    folder = _write(tmp_path, {"patients.csv": "patient_id,sex,sex\nP1,F,M\n"})
+    assert _problems(folder) == [
+        "patients.csv row 1, column sex: is in the header twice (columns 2 and 3)"
+    ]
+
+
+def test_unnamed_columns_are_warned_not_a_crash(tmp_path: Path) -> None:
+    folder = _write(tmp_path, {"patients.csv": "patient_id,sex,,\nP1,F,,\n"})
+    dataset, warnings = read_clinic(folder)
+    assert dataset["patients"].num_rows == 1
+    assert [str(w) for w in warnings] == [
+        "patients.csv row 1, column (column 3): is not a column of the contract; ignored",
+        "patients.csv row 1, column (column 4): is not a column of the contract; ignored",
+    ]
+
+
+@pytest.mark.parametrize(
+    "date",
+    ["0000-01-01", "0001-01-01", "1899-12-31", "2101-01-01", "9999-12-31", "0000-01-01T10:00"],
+)
+def test_years_outside_1900_2100_are_rejected_with_the_row(tmp_path: Path, date: str) -> None:
+    relapses = "patient_id,onset_date\nP1,2015-01-01\nP1," + date + "\n"
+    folder = _write(tmp_path, {"patients.csv": PATIENTS_CSV, "relapses.csv": relapses})
+    assert _problems(folder) == [
+        f"relapses.csv row 3, column onset_date: '{date}' is outside the years 1900 to 2100"
+    ]
+
+
+@pytest.mark.parametrize("born", ["0000", "0000-01", "0000-01-01", "1850", "2200-01"])
+def test_birth_date_years_outside_1900_2100_are_rejected(tmp_path: Path, born: str) -> None:
+    folder = _write(tmp_path, {"patients.csv": f"patient_id,birth_date\nP1,{born}\n"})
+    assert _problems(folder) == [
+        f"patients.csv row 2, column birth_date: '{born}' is outside the years 1900 to 2100"
+    ]
+
+
+def test_years_1900_and_2100_are_accepted(tmp_path: Path) -> None:
+    folder = _write(
+        tmp_path,
+        {
+            "patients.csv": "patient_id,birth_date\nP1,1900\n",
+            "relapses.csv": "patient_id,onset_date\nP1,2100-12-31\n",
+        },
+    )
+    read_clinic(folder)
+
+
+@pytest.mark.parametrize("table", ["patients", "adverse_events"])
+def test_nul_character_is_rejected_in_validation(tmp_path: Path, table: str) -> None:
+    """PostgreSQL cannot store a NUL: it never reaches the store."""
+    files = {"patients.csv": PATIENTS_CSV}
+    if table == "patients":
+        files["patients.csv"] += "P\x002,F,1981\n"
+        where = "patients.csv row 3, column patient_id: 'P\\x002'"
+    else:
+        files["adverse_events.csv"] = (
+            "patient_id,onset_date,term,category\nP1,2015-01-01,Herpes\x00 zoster,infection\n"
+        )
+        where = "adverse_events.csv row 2, column term: 'Herpes\\x00 zoster'"
+    assert _problems(_write(tmp_path, files)) == [f"{where} contains a NUL character (not text)"]
+
+
+def test_deeply_nested_fhir_json_is_rejected_naming_the_resource(tmp_path: Path) -> None:
+    from dmtwatch.fhir.read import read_fhir
+
+    deep = "[" * 5000 + "]" * 5000
+    line = '{"resourceType": "Patient", "id": "P1", "x": ' + deep + "}\n"
+    (tmp_path / "Patient.ndjson").write_text(line)
+    with pytest.raises(InputRejected) as caught:
+        read_fhir(tmp_path)
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 1 and problems[0].startswith("Patient/P1: is not JSON"), problems
+
+
+def test_deeply_nested_fhir_resource_in_memory_is_rejected() -> None:
+    deep: list = []
+    for _ in range(2000):
+        deep = [deep]
+    with pytest.raises(InputRejected) as caught:
+        read_fhir_resources([{"resourceType": "Patient", "id": "P1", "x": deep}])
+    assert next(str(p) for p in caught.value.problems).startswith("Patient/P1: is not JSON")
+
+
+def test_nan_in_fhir_json_is_rejected_naming_the_resource(tmp_path: Path) -> None:
+    from dmtwatch.fhir.read import read_fhir
+
+    (tmp_path / "Patient.ndjson").write_text('{"resourceType": "Patient", "id": "P1", "x": NaN}\n')
+    with pytest.raises(InputRejected) as caught:
+        read_fhir(tmp_path)
+    assert next(str(p) for p in caught.value.problems).startswith("Patient/P1: is not JSON")
+
+
+# --- (4) located: bytes that are not UTF-8, over-long fields ------------------------------
+
+
+def test_non_utf8_bytes_name_row_and_column(tmp_path: Path) -> None:
+    text = b"patient_id,sex,birth_date\nP1,F,1980\nP\xe92,F,1981\nP3,F,1982\n"
+    folder = _write(tmp_path, {"patients.csv": text})
+    assert _problems(folder) == [
+        "patients.csv row 3, column patient_id: 'P\\xe92' is not UTF-8 text"
+    ]
+
+
+def test_non_utf8_bytes_after_a_quoted_newline_name_the_record_start(tmp_path: Path) -> None:
+    events = (
+        b"patient_id,onset_date,term,category\n"
+        b'P1,2015-01-01,"two\nlines",infection\n'
+        b"P1,2015-02-01,Gr\xfcnd,other\n"
+    )
+    folder = _write(tmp_path, {"patients.csv": PATIENTS_CSV, "adverse_events.csv": events})
+    assert _problems(folder) == [
+        "adverse_events.csv row 4, column term: 'Gr\\xfcnd' is not UTF-8 text"
+    ]
+
+
+def test_non_utf8_header_is_named(tmp_path: Path) -> None:
+    folder = _write(tmp_path, {"patients.csv": b"patient_id,s\xe9x\nP1,F\n"})
+    assert _problems(folder) == ["patients.csv row 1: 's\\xe9x' is not UTF-8 text"]
+
+
+@pytest.mark.parametrize("size", [200_000, 3_000_000])
+def test_over_long_field_names_row_and_column(tmp_path: Path, size: int) -> None:
+    """Over pyarrow's block (3 MB) the reader failed naming only the file."""
+    term = "x" * size
+    events = f"patient_id,onset_date,term,category\nP1,2015-01-01,{term},infection\n"
+    folder = _write(tmp_path, {"patients.csv": PATIENTS_CSV, "adverse_events.csv": events})
+    assert _problems(folder) == [
+        f"adverse_events.csv row 2, column term: '{'x' * 40}...' is {size} characters long "
+        "(at most 100000)"
+    ]
+
+
+# --- (3) workbooks: formulas without a value, hidden sheets, zip bombs --------------------
+
+
+def _workbook(path: Path, **sheets: list[list]) -> Path:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for title, rows in sheets.items():
+        ws = wb.create_sheet(title)
+        for row in rows:
+            ws.append(row)
+    wb.save(path)
+    return path
+
+
+def _workbook_problems(path: Path, **kwargs) -> list[str]:
+    with pytest.raises(InputRejected) as caught:
+        read_clinic(path, **kwargs)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_formula_without_a_saved_value_is_an_error_not_missing(tmp_path: Path) -> None:
+    """openpyxl writes formulas without values, as do many programs: such a cell read as
+    empty would silently drop a limit or an end date."""
+    path = _workbook(
+        tmp_path / "clinic.xlsx",
+        patients=[["patient_id", "sex"], ["P1", "F"]],
+        labs=[
+            ["patient_id", "date", "test", "value", "unit", "ref_high"],
+            ["P1", "2015-01-01", "creatinine", 500, "umol/L", "=90+10"],
+        ],
+    )
+    assert _workbook_problems(path) == [
+        "clinic.xlsx[labs] row 2, column ref_high: '=90+10' is a formula without a saved "
+        "value (open and save the workbook in a spreadsheet program, or export its values)"
+    ]
+
+
+def test_formula_with_a_saved_value_is_read(tmp_path: Path) -> None:
+    import zipfile
+
+    path = _workbook(
+        tmp_path / "clinic.xlsx",
+        patients=[["patient_id", "sex"], ["P1", "F"]],
+        labs=[
+            ["patient_id", "date", "test", "value", "unit", "ref_high"],
+            ["P1", "2015-01-01", "creatinine", 500, "umol/L", "=90+10"],
+        ],
+    )
+    # as a spreadsheet program saves it: the formula and its value
+    fixed = tmp_path / "saved.xlsx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(fixed, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if b"<f>90+10</f>" in data:
+                data = data.replace(b"<f>90+10</f><v></v>", b"<f>90+10</f><v>100</v>")
+                data = data.replace(b"<f>90+10</f><v />", b"<f>90+10</f><v>100</v>")
+                assert b"<v>100</v>" in data, data[-600:]
+            dst.writestr(info, data)
+    dataset, _ = read_clinic(fixed)
+    assert dataset["labs"].to_pylist()[0]["ref_high"] == 100
+
+
+def test_hidden_sheet_is_read_and_said(tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    path = _workbook(
+        tmp_path / "clinic.xlsx",
+        patients=[["patient_id", "sex"], ["P1", "F"]],
+        labs=[
+            ["patient_id", "date", "test", "value", "unit"],
+            ["P1", "2015-01-01", "tsh", 1, "mIU/L"],
+        ],
+    )
+    wb = load_workbook(path)
+    wb["labs"].sheet_state = "hidden"
+    wb.save(path)
+    dataset, warnings = read_clinic(path)
+    assert dataset["labs"].num_rows == 1
+    assert "clinic.xlsx[labs]: is hidden in the workbook; read like the visible sheets" in [
+        str(w) for w in warnings
+    ]
+
+
+def test_duplicated_column_in_a_sheet_is_named(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "c.xlsx", patients=[["patient_id", "sex", "sex"], ["P1", "F", "M"]])
+    assert _workbook_problems(path) == [
+        "c.xlsx[patients] row 1, column sex: is in the header twice (columns 2 and 3)"
+    ]
+
+
+def test_two_sheets_of_one_table_are_an_error(tmp_path: Path) -> None:
+    path = _workbook(
+        tmp_path / "c.xlsx",
+        patients=[["patient_id"], ["P1"]],
+        **{"patients.csv": [["patient_id"], ["P2"]]},
+    )
+    problems = _workbook_problems(path)
+    assert problems == [
+        "c.xlsx[patients.csv]: is a second sheet of patients (the first: patients); which one "
+        "holds the data is unclear"
+    ]
+
+
+def _bomb(path: Path, unpacked: int) -> Path:
+    """A valid workbook with one more member that unpacks to `unpacked` bytes of zeros."""
+    import zipfile
+
+    _workbook(path, patients=[["patient_id"], ["P1"]])
+    with (
+        zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z,
+        z.open("xl/media/padding.bin", "w") as f,
+    ):
+        for _ in range(unpacked >> 20):
+            f.write(bytes(1 << 20))
+    return path
+
+
+def test_zip_bomb_is_refused_before_it_is_unpacked(tmp_path: Path, monkeypatch) -> None:
+    import time
+
+    path = _bomb(tmp_path / "bomb.xlsx", 32 << 20)
+    assert path.stat().st_size < 100_000
+    monkeypatch.setenv("DMTWATCH_XLSX_MAX_BYTES", str(16 << 20))
+    started = time.monotonic()
+    problems = _workbook_problems(path)
+    assert time.monotonic() - started < 1
+    assert len(problems) == 1
+    assert problems[0].startswith("bomb.xlsx: would unpack to 33,")
+    assert "over the limit of 16,777,216" in problems[0]
+    assert "DMTWATCH_XLSX_MAX_BYTES" in problems[0]
+
+
+def test_workbook_limit_is_a_parameter_and_the_default_takes_normal_workbooks(
+    tmp_path: Path,
+) -> None:
+    path = _workbook(tmp_path / "c.xlsx", patients=[["patient_id"], ["P1"]])
+    read_clinic(path)
+    problems = _workbook_problems(path, max_unpacked=1000)
+    assert problems[0].startswith("c.xlsx: would unpack to ")
+
+
+def test_default_limit_refuses_a_gigabyte(tmp_path: Path) -> None:
+    from dmtwatch.io import tabular
+
+    assert tabular.XLSX_MAX_UNPACKED <= 1 << 30

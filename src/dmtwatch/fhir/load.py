@@ -46,11 +46,25 @@ def load_files(con: duckdb.DuckDBPyConnection, path: Path) -> list[Problem]:
 def load_resources(con: duckdb.DuckDBPyConnection, resources: Iterable[dict]) -> list[Problem]:
     """Fill `res` from resources in memory (a CDS Hooks prefetch, a server's search)."""
     _create(con)
-    texts = pa.table({"json": [orjson.dumps(r).decode() for r in resources]})
-    con.register("mem_json", texts)
+    texts, problems = [], []
+    for i, resource in enumerate(resources, start=1):
+        try:
+            texts.append(orjson.dumps(resource).decode())
+        except (orjson.JSONEncodeError, TypeError) as e:  # nested too deep, NaN keys...
+            problems.append(element_problem(_name(resource, i), None, None, f"is not JSON ({e})"))
+    con.register("mem_json", pa.table({"json": pa.array(texts, pa.string())}))
     _insert(con, "'request'", "NULL", "json", "mem_json")
     con.unregister("mem_json")
-    return []
+    return problems
+
+
+def _name(resource: object, i: int) -> str:
+    """How a problem names a resource in memory: Type/id, else its place in the request."""
+    if isinstance(resource, dict):
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        if isinstance(rtype, str) and isinstance(rid, str):
+            return f"{rtype}/{rid}"
+    return f"resource {i}"
 
 
 def _create(con: duckdb.DuckDBPyConnection) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import orjson
 import pyarrow as pa
 
 from dmtwatch import duck
@@ -148,7 +149,12 @@ def _model_problems(con: duckdb.DuckDBPyConnection) -> list[Problem]:
     ).fetchall()
     problems = []
     for rtype, ref, text, n in rows:
-        found = r4_models.check([(rtype, ref, text)])
+        try:
+            found = r4_models.check([(rtype, ref, text)])
+        except (orjson.JSONDecodeError, RecursionError) as e:
+            # DuckDB read it, but it is no JSON the R4 models take (NaN, nesting too deep)
+            reason = f"is not JSON the FHIR R4 models read ({str(e) or type(e).__name__})"
+            found = [element_problem(ref, None, None, reason)]
         if n > 1:
             found = [_also(p, n - 1) for p in found]
         problems += found

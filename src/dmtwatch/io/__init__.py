@@ -12,10 +12,12 @@ from dmtwatch.model.dataset import Dataset
 __all__ = ["InputRejected", "Problem", "read_clinic"]
 
 
-def read_clinic(path: Path | str) -> tuple[Dataset, list[Problem]]:
+def read_clinic(path: Path | str, max_unpacked: int | None = None) -> tuple[Dataset, list[Problem]]:
     """Read and validate a CSV folder or an .xlsx workbook (contract section 1).
 
     Returns the dataset and its warnings; raises InputRejected naming every error.
+    `max_unpacked` bounds a workbook's uncompressed size in bytes (default 512 MiB, or
+    the environment's DMTWATCH_XLSX_MAX_BYTES).
     """
-    raws, problems = read_raw(Path(path))
+    raws, problems = read_raw(Path(path), max_unpacked)
     return validate(raws, problems)

@@ -22,13 +22,21 @@ class Problem:
     place: Literal["column", "element"] = "column"
 
     def __str__(self) -> str:
-        where = self.file
+        where = shown(self.file)
         if self.row is not None:
             where += f" row {self.row}"
         if self.column is not None:
             where += f", {self.place} {self.column}"
-        what = f"'{self.value}' {self.reason}" if self.value is not None else self.reason
+        what = f"'{shown(self.value)}' {self.reason}" if self.value is not None else self.reason
         return f"{where}: {what}"
+
+
+def shown(value: str) -> str:
+    """A value as a message shows it: control characters (a NUL, an escape sequence that
+    would drive the terminal) escaped, everything else as given."""
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
 
 
 def element_problem(

@@ -35,6 +35,10 @@ _DATE_PARSE = (
     "WHEN 19 THEN CAST(try_strptime({v}, ['%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S']) AS DATE) END"
 )
 _PARTIAL_RE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+# Years a clinical date can have: outside them a date is a typo or a placeholder (0000,
+# 9999), and the store and Python's dates cannot hold every such year (year 0).
+YEARS = (1900, 2100)
+_YEARS_REASON = f"is outside the years {YEARS[0]} to {YEARS[1]}"
 _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 
@@ -68,6 +72,8 @@ def compile_column(col: Column, v: str, p: str) -> tuple[str, str]:
     rules: list[tuple[str, str]] = []  # (condition for an error, reason), checked in order
     if col.kind == "text":
         parsed = f"nullif({v}, '')"
+        # PostgreSQL cannot store a NUL character (other kinds fail to parse with one)
+        rules.append((f"contains({v}, chr(0))", "contains a NUL character (not text)"))
     elif col.kind == "enum":
         lower = _list([x.lower() for x in col.vocabulary])
         parsed = f"({_list(col.vocabulary)})[list_position({lower}, lower({v}))]"
@@ -75,11 +81,18 @@ def compile_column(col: Column, v: str, p: str) -> tuple[str, str]:
     elif col.kind == "date":
         parsed = _DATE_PARSE.format(v=v)
         rules.append((f"{present} AND {p} IS NULL", "is not a date (YYYY-MM-DD)"))
+        rules.append((f"year({p}) NOT BETWEEN {YEARS[0]} AND {YEARS[1]}", _YEARS_REASON))
     elif col.kind == "partial_date":
         full = f"{v} || CASE length({v}) WHEN 4 THEN '-01-01' WHEN 7 THEN '-01' ELSE '' END"
         ok = f"regexp_matches({v}, {q(_PARTIAL_RE)}) AND try_cast({full} AS DATE) IS NOT NULL"
         parsed = f"CASE WHEN {ok} THEN {v} END"
         rules.append((f"{present} AND {p} IS NULL", "is not a date (YYYY-MM-DD, YYYY-MM or YYYY)"))
+        rules.append(
+            (
+                f"CAST(left({p}, 4) AS INTEGER) NOT BETWEEN {YEARS[0]} AND {YEARS[1]}",
+                _YEARS_REASON,
+            )
+        )
     elif col.kind == "int":
         parsed = f"CASE WHEN regexp_matches({v}, '^[+-]?[0-9]+$') THEN try_cast({v} AS INTEGER) END"
         rules.append((f"{present} AND {p} IS NULL", "is not a whole number"))
