@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated, NoReturn
 
 import pyarrow as pa
 import typer
@@ -200,21 +202,25 @@ def check(
     loaded = _load(data, db, fhir, fhir_url)
     result = run_check(loaded.dataset, day)
     if format is CheckFormat.table:
-        console = Console(file=out_path.open("w"), width=200, soft_wrap=True) if out_path else out
-        worklist.print_table(result, console, limit)
+        if out_path:
+            with _output(out_path) as f:
+                worklist.print_table(result, Console(file=f, width=200, soft_wrap=True), limit)
+        else:
+            worklist.print_table(result, out, limit)
+    elif format is CheckFormat.csv:
+        if out_path:
+            with _output(out_path) as f:
+                worklist.write_csv(result, f)
+        else:
+            worklist.write_csv(result, sys.stdout)
     else:
         if format is CheckFormat.fhir:
             from dmtwatch.fhir.detected_issues import to_json
 
             text = to_json(result, loaded.provenance)
-        elif format is CheckFormat.json:
+        else:
             text = worklist.to_json(result)
-        else:
-            text = worklist.to_csv(result)
-        if out_path:
-            out_path.write_text(text)
-        else:
-            sys.stdout.write(text)
+        _write_whole(text, out_path, say=False)
     if summary:
         target = err if format is not CheckFormat.table else out
         target.print(f"\nSummary as of {day.isoformat()}:", highlight=False)
@@ -280,14 +286,19 @@ def audit(
         if str(target) == "-":
             sys.stdout.write(text + "\n")
             return
-        target.write_text(text)
+        _write_whole(text, target, say=False)
     else:
         from dmtwatch.audit.report import render_html, render_pdf
 
         if format is AuditFormat.html:
-            target.write_text(render_html(result))
+            _write_whole(render_html(result), target, say=False)
         else:
-            render_pdf(result, target)
+            from dmtwatch.render.output import OutputError, write_via
+
+            try:
+                write_via(target, lambda tmp: render_pdf(result, tmp))
+            except OutputError as e:
+                _output_failed(e)
     n = result["cohort"]["n_patients"]
     out.print(f"wrote {target} ({n} patients, as of {day.isoformat()})", highlight=False)
 
@@ -369,8 +380,16 @@ def signals(
             else []
         )
         text = render.to_html(result, list(drug or []), quarterly_trend(table, pairs))
+    elif format is SignalsFormat.csv:
+        if out_path is None:
+            render.write_csv(result, sys.stdout)
+            return
+        with _output(out_path) as f:
+            render.write_csv(result, f)
+        out.print(f"wrote {out_path}", highlight=False)
+        return
     else:
-        text = render.to_json(result) if format is SignalsFormat.json else render.to_csv(result)
+        text = render.to_json(result)
     _write_whole(text, out_path)
 
 
@@ -390,15 +409,35 @@ def _read_reports(reports, faers, drug_map, all_roles):
         raise typer.Exit(2) from None
 
 
-def _write_whole(text: str, path: Path | None) -> None:
-    """Write all or nothing: a temporary file renamed into place."""
+def _output_failed(e: Exception) -> NoReturn:
+    """One line naming the path and why; exit 2 (as a usage error) when the --out path
+    cannot be used, 1 when writing failed."""
+    err.print(f"error: {e}", markup=False, highlight=False)
+    raise typer.Exit(2 if getattr(e, "usage", False) else 1) from None
+
+
+@contextmanager
+def _output(path: Path) -> Iterator[IO[str]]:
+    """A file to write `path` through, all or nothing (`render.output.atomic_file`);
+    missing folders are created; a failure is one line on stderr, never a traceback."""
+    from dmtwatch.render.output import OutputError, atomic_file
+
+    try:
+        with atomic_file(path) as f:
+            yield f
+    except OutputError as e:
+        _output_failed(e)
+
+
+def _write_whole(text: str, path: Path | None, *, say: bool = True) -> None:
+    """Write all or nothing: a temporary file renamed into place; None: stdout."""
     if path is None:
         sys.stdout.write(text)
         return
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    tmp.replace(path)
-    out.print(f"wrote {path}", highlight=False)
+    with _output(path) as f:
+        f.write(text)
+    if say:
+        out.print(f"wrote {path}", highlight=False)
 
 
 class SynthFormat(StrEnum):
@@ -420,6 +459,7 @@ def synth(
     ] = SynthFormat.csv,
 ) -> None:
     """Write a synthetic clinic in the contract's CSV format or as FHIR R4 (deterministic)."""
+    from dmtwatch.render.output import OutputError, ensure_folder
     from dmtwatch.synth import generate, write_csv
 
     tables = generate(patients, seed, _date(until))
@@ -431,10 +471,17 @@ def synth(
         with tempfile.TemporaryDirectory() as tmp:  # through the validator, as a clinic's CSV
             write_csv(tables, Path(tmp))
             dataset, _ = read_clinic(Path(tmp))
+        try:
+            ensure_folder(out_dir)
+        except OutputError as e:
+            _output_failed(e)
         counts = ", ".join(f"{k} {n}" for k, n in write_fhir(dataset, out_dir).items())
         out.print(f"wrote {out_dir}/ndjson and {out_dir}/bundles: {counts}", highlight=False)
         return
-    write_csv(tables, out_dir)
+    try:
+        write_csv(tables, out_dir)
+    except OutputError as e:
+        _output_failed(e)
     counts = ", ".join(f"{name} {t.num_rows}" for name, t in tables.items())
     out.print(f"wrote {out_dir}: {counts}", highlight=False)
 
@@ -524,7 +571,7 @@ def serve(
 
     from dmtwatch.cds.app import create_app
     from dmtwatch.cds.client_auth import ClientAuth, TrustError
-    from dmtwatch.fhir.client import OutboundPolicy
+    from dmtwatch.fhir.client import OutboundPolicy, origin
 
     origins = []
     for value in allow_origin or []:
@@ -539,7 +586,11 @@ def serve(
         origins.append(f"{parts.scheme}://{parts.netloc}")
     for value in fhir_allow or []:
         parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            origin(value)
+        except Exception:  # httpx refuses it: no call could match it either
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             err.print(f"error: --fhir-allow {value!r}: expected an http(s) URL", markup=False)
             raise typer.Exit(1)
     fetch = OutboundPolicy(

@@ -9,6 +9,7 @@ import html
 import io
 import json
 import math
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dmtwatch.pv.signals import Signals
+from dmtwatch.render.output import safe_cell
 
 TABLE_COLUMNS = ("drug", "event", "n", "expected", "prr", "ror", "ic025", "ebgm", "eb05")
 
@@ -34,11 +36,26 @@ def to_json(result: Signals) -> str:
 
 def to_csv(result: Signals) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(result.pairs.column_names)
-    for row in result.pairs.to_pylist():
-        writer.writerow(["" if v is None else _fmt(v) for v in row.values()])
+    write_csv(result, buf)
     return buf.getvalue()
+
+
+def write_csv(result: Signals, file: IO[str]) -> None:
+    """The signal table as CSV, row by row. Text cells (drug, event, strata: from the
+    reports) that a spreadsheet would evaluate are quoted (`safe_cell`); numbers are
+    written as numbers, a negative IC025 included."""
+    writer = csv.writer(file, lineterminator="\n")
+    writer.writerow([safe_cell(c) for c in result.pairs.column_names])
+    for row in result.pairs.to_pylist():
+        writer.writerow([_csv_cell(v) for v in row.values()])
+
+
+def _csv_cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return safe_cell(v)
+    return _fmt(v)
 
 
 def _fmt(v) -> str:

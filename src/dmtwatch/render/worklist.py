@@ -10,11 +10,13 @@ import csv
 import io
 import json
 from collections import Counter, defaultdict
+from typing import IO
 
 from rich.console import Console
 from rich.table import Table
 
 from dmtwatch.engine.run import Findings
+from dmtwatch.render.output import safe_cell
 
 SEVERITY_STYLE = {"urgent": "bold red", "high": "red", "routine": "yellow", "info": "dim"}
 
@@ -82,15 +84,21 @@ CSV_COLUMNS = (
 
 def to_csv(result: Findings) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    write_csv(result, buf)
+    return buf.getvalue()
+
+
+def write_csv(result: Findings, file: IO[str]) -> None:
+    """The worklist as CSV, row by row; text a spreadsheet would evaluate is quoted
+    (`safe_cell`: ids, terms, evidence from the clinic's export are not trusted)."""
+    writer = csv.DictWriter(file, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for f in finding_dicts(result):
         row = {k: f.get(k, "") for k in CSV_COLUMNS}
         row["evidence"] = "; ".join(
             f"{e['table']} {e['date']} {e['item']}: {e['value']}" for e in f["evidence"]
         )
-        writer.writerow(row)
-    return buf.getvalue()
+        writer.writerow({k: safe_cell(v) for k, v in row.items()})
 
 
 def summary_lines(result: Findings) -> list[str]:

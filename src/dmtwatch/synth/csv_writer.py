@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dmtwatch.render.output import atomic_file, ensure_folder
+
 ROWS_PER_BLOCK = 1 << 19
 
 
@@ -87,7 +89,7 @@ def _write_table(table: pa.Table, path: Path, pool: ThreadPoolExecutor, workers:
         )
         return text.buffers()[2][ends[0] : ends[-1]] if len(text) else pa.py_buffer(b"")
 
-    with open(path, "wb") as out:
+    with atomic_file(path, binary=True) as out:  # all or nothing: the previous file stays
         out.write((",".join(table.column_names) + "\n").encode())
         pending: deque = deque()
         for start in range(0, table.num_rows, ROWS_PER_BLOCK):
@@ -99,9 +101,13 @@ def _write_table(table: pa.Table, path: Path, pool: ThreadPoolExecutor, workers:
 
 
 def write_csv(tables: dict[str, pa.Table], out_dir: Path) -> None:
-    """Write one `<name>.csv` per table into `out_dir` (created if missing)."""
+    """Write one `<name>.csv` per table into `out_dir` (created if missing), each file
+    atomically; `OutputError` if the folder cannot be made or a file cannot be written.
+
+    The clinic's *input* format, read back by the importer: cells are not quoted against
+    spreadsheets (that would change the data), and every value is generated here."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out_dir)
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
         for name, table in tables.items():
