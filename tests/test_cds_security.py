@@ -284,6 +284,15 @@ def test_a_wildcard_or_malformed_origin_stops_the_service_at_start(value) -> Non
     assert done.returncode == 1 and "--allow-origin" in done.stderr
 
 
+@pytest.mark.parametrize("value", ["http://[bad", "ftp://fhir.example", "fhir.example"])
+def test_a_malformed_fhir_allow_stops_the_service_at_start(value) -> None:
+    command = [sys.executable, "-m", "dmtwatch", "serve", "--port", str(free_port())]
+    done = subprocess.run(
+        [*command, "--fhir-allow", value], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and "--fhir-allow" in done.stderr
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])
 def test_only_json_bodies_are_read(guarded, content_type) -> None:
     headers = {"Content-Type": content_type} if content_type else {}

@@ -375,3 +375,15 @@ def test_default_limit_refuses_a_gigabyte(tmp_path: Path) -> None:
     from dmtwatch.io import tabular
 
     assert tabular.XLSX_MAX_UNPACKED <= 1 << 30
+
+
+def test_broken_row_with_bytes_not_utf8_is_located_without_a_printed_traceback(
+    tmp_path: Path, capfd
+) -> None:
+    text = b"patient_id,sex\nP1,F\nP\x8a2,F,extra\nP3,F\n"
+    folder = _write(tmp_path, {"patients.csv": text})
+    assert _problems(folder) == [
+        "patients.csv row 3: 'P\\x8a2,F,extra' has 3 fields, the header has 2",
+        "patients.csv row 3, column patient_id: 'P\\x8a2' is not UTF-8 text",
+    ]
+    assert "Traceback" not in capfd.readouterr().err

@@ -585,10 +585,10 @@ def serve(
             raise typer.Exit(1)
         origins.append(f"{parts.scheme}://{parts.netloc}")
     for value in fhir_allow or []:
-        parts = urlsplit(value)
         try:
+            parts = urlsplit(value)
             origin(value)
-        except Exception:  # httpx refuses it: no call could match it either
+        except Exception:  # not a URL httpx takes: no call could match it either
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             err.print(f"error: --fhir-allow {value!r}: expected an http(s) URL", markup=False)

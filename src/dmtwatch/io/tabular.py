@@ -133,20 +133,23 @@ def _read_csv(name: str, file: Path) -> tuple[RawTable | None, list[Problem]]:
         return "skip"
 
     try:
-        data = pacsv.read_csv(
-            file,
-            # single-threaded: only then does pyarrow number the lines it skips (and it is
-            # no slower here: converting the text dominates)
-            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=False),
-            parse_options=pacsv.ParseOptions(
-                invalid_row_handler=on_invalid, ignore_empty_lines=False
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        with _quiet_handler() as failed:
+            data = pacsv.read_csv(
+                file,
+                # single-threaded: only then does pyarrow number the lines it skips (and it is
+                # no slower here: converting the text dominates)
+                read_options=pacsv.ReadOptions(column_names=header, skip_rows=1, use_threads=False),
+                parse_options=pacsv.ParseOptions(
+                    invalid_row_handler=on_invalid, ignore_empty_lines=False
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={h: pa.string() for h in header},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        if failed:  # a broken row pyarrow could not even hand over (bytes not UTF-8)
+            raise pa.ArrowInvalid(str(failed[0]))
     except (pa.ArrowInvalid, UnicodeDecodeError) as e:
         # pyarrow names neither row nor column: read again, slowly, to locate the cause
         located = _scan_csv(file, label, header)
@@ -188,6 +191,31 @@ def _long_fields(label: str, data: pa.Table) -> list[Problem]:
     return out
 
 
+class _quiet_handler:
+    """pyarrow calls the invalid-row handler from C: an exception there (a broken row whose
+    bytes are not UTF-8) is printed as a traceback and lost. Catch it instead."""
+
+    def __enter__(self) -> list[BaseException]:
+        import sys
+
+        self.failed: list[BaseException] = []
+        self.old = sys.unraisablehook
+
+        def hook(u) -> None:
+            if getattr(u.object, "__name__", "") == "on_invalid" and u.exc_value is not None:
+                self.failed.append(u.exc_value)
+            else:
+                self.old(u)
+
+        sys.unraisablehook = hook
+        return self.failed
+
+    def __exit__(self, *exc: object) -> None:
+        import sys
+
+        sys.unraisablehook = self.old
+
+
 def _open_text(file: Path):
     """The file as text; bytes that are not UTF-8 kept as surrogates, to be located."""
     return file.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
@@ -225,6 +253,16 @@ def _scan_csv(file: Path, label: str, header: list[str]) -> list[Problem]:
             next(reader, None)
             line = reader.line_num + 1
             for record in reader:
+                if record and any(record) and len(record) != len(header):
+                    out.append(
+                        Problem(
+                            label,
+                            line,
+                            None,
+                            _shown_bytes(",".join(record))[:80],
+                            f"has {len(record)} fields, the header has {len(header)}",
+                        )
+                    )
                 for i, cell in enumerate(record):
                     column = header[i] if i < len(header) else f"(column {i + 1})"
                     if _bad(cell):
