@@ -33,6 +33,7 @@ TOKEN = "hostile-test-token-51c2"
 SECRET = "INTERNAL-SECRET-TEXT"
 EHR = "https://ehr.example.org"
 TODAY = dt.date.today()
+SEEN: list[dict] = []  # the requests the hostile server received: mode, path, authorization
 
 
 # --- a loopback listener that must see no connection ---------------------------------------
@@ -162,7 +163,7 @@ def listener() -> Iterator[Listener]:
 
 @pytest.fixture(scope="module")
 def hostile(listener) -> Iterator[str]:
-    handler = type("Handler", (Hostile,), {"listener_port": listener.port, "seen": []})
+    handler = type("Handler", (Hostile,), {"listener_port": listener.port, "seen": SEEN})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -406,6 +407,8 @@ def test_a_same_origin_redirect_is_followed_with_the_token(guarded, hostile) -> 
     answer = _fetching(guarded, f"{hostile}/hop", pid="sec-hop")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"cards": []}
+    landed = [r for r in SEEN if r["mode"] == "data" and "sec-hop" in r["path"]]
+    assert landed and all(r["authorization"] == f"Bearer {TOKEN}" for r in landed)
 
 
 def test_a_next_link_to_another_origin_never_gets_the_token(guarded, hostile, listener) -> None:
