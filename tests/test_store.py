@@ -5,7 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from sqlalchemy.engine import make_url
 from dmtwatch.model.dataset import Dataset, arrow_schema
 from dmtwatch.model.tables import CANONICAL_TYPES
 from dmtwatch.store import StoreError, load, save
-from dmtwatch.store.connection import alembic_config
+from dmtwatch.store.connection import SQLITE_BUSY_TIMEOUT_MS, alembic_config, open_store
 from dmtwatch.store.rowkey import row_keys
 from dmtwatch.store.schema import ROW_KEY, TABLES, key_columns, metadata
 
@@ -378,3 +381,90 @@ def test_row_keys_tell_null_empty_and_separators_apart() -> None:
     keys = row_keys(table).to_pylist()
     assert len(set(keys)) == len(keys)
     assert row_keys(table).to_pylist() == keys
+
+
+# -- SQLite readers while an import writes (WAL) -------------------------------------------
+
+
+def _dmtwatch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dmtwatch", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_sqlite_store_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "clinic.db"
+    save(sample(), f"sqlite:///{path}")
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with open_store(f"sqlite:///{path}", create=False) as engine, engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == SQLITE_BUSY_TIMEOUT_MS
+
+
+def test_a_store_in_rollback_mode_is_switched_to_wal(tmp_path: Path) -> None:
+    path = tmp_path / "clinic.db"
+    save(sample(), f"sqlite:///{path}")
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode = DELETE")
+    assert_same(load(f"sqlite:///{path}"), sample())
+    with closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_readers_see_the_last_import_while_a_write_is_held(tmp_path: Path) -> None:
+    """`check --db` and `serve --db` (its PatientStore) read the committed store while
+    another connection holds the write lock mid-transaction (in rollback-journal mode an
+    EXCLUSIVE lock shuts every reader out: "database is locked")."""
+    from dmtwatch.cds.store_source import PatientStore
+
+    path = tmp_path / "clinic.db"
+    url = f"sqlite:///{path}"
+    data = Path(__file__).parent / "vignettes" / "relapse_without_mri"
+    assert _dmtwatch("import", "--data", str(data), "--db", url).returncode == 0
+    before = _dmtwatch("check", "--db", url, "--as-of", "2015-06-20", "--format", "json")
+    assert before.returncode == 0, before.stderr
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute("DELETE FROM relapses")
+        writer.execute("DELETE FROM patients")
+        during = _dmtwatch("check", "--db", url, "--as-of", "2015-06-20", "--format", "json")
+        assert during.returncode == 0, during.stderr
+        assert during.stdout == before.stdout  # the last committed import, whole
+        store = PatientStore(url)
+        try:
+            patient = load(url)["patients"]["patient_id"][0].as_py()
+            assert store.dataset(patient)["patients"].num_rows == 1
+        finally:
+            store.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_check_db_keeps_working_while_an_import_runs_in_another_process(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'clinic.db'}"
+    small, big = tmp_path / "small", tmp_path / "big"
+    assert _dmtwatch("synth", "--patients", "5", "--out", str(small)).returncode == 0
+    synth = _dmtwatch("synth", "--patients", "1000", "--seed", "2", "--out", str(big))
+    assert synth.returncode == 0, synth.stderr
+    assert _dmtwatch("import", "--data", str(small), "--db", url).returncode == 0
+    importing = subprocess.Popen(
+        [sys.executable, "-m", "dmtwatch", "import", "--data", str(big), "--db", url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        overlapped = 0
+        while importing.poll() is None:
+            proc = _dmtwatch("check", "--db", url, "--as-of", "2016-01-01", "--format", "json")
+            assert proc.returncode == 0, proc.stderr
+            assert "locked" not in proc.stderr
+            overlapped += importing.poll() is None
+        _, stderr = importing.communicate(timeout=300)
+        assert importing.returncode == 0, stderr
+    finally:
+        if importing.poll() is None:
+            importing.kill()
+            importing.wait()
+    assert overlapped, "the import ended before any check: make the clinic bigger"
+    assert load(url)["patients"].num_rows >= 1000

@@ -6,8 +6,9 @@ make SQLAlchemy look for psycopg2, so it is pointed at psycopg here.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ DIALECTS = ("sqlite", "postgresql")
 PG_CONNECT_TIMEOUT = 10  # seconds; libpq would otherwise wait forever on a silent host
 _MIGRATION_LOCK = 0x646D7477  # pg_advisory_xact_lock key: concurrent imports migrate once
 _BEGIN = "dmtwatch_sqlite_begin"  # execution option: DEFERRED (read) or IMMEDIATE (write)
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for another writer's lock
 
 
 def reason(exc: BaseException, url: str) -> str:
@@ -58,11 +60,27 @@ def alembic_config() -> Config:
 
 
 def _sqlite_transactions(engine: Engine) -> None:
-    """Make pysqlite emit BEGIN itself so DDL and every statement join the transaction."""
+    """Make pysqlite emit BEGIN itself so DDL and every statement join the transaction.
+
+    The database runs in WAL mode: readers (`check --db`, `serve --db`) see the last
+    committed import while another import writes, instead of "database is locked"; a
+    killed import still leaves the store as it was (its frames are never committed).
+    WAL is a property of the file: the first connection that can switch it does (one
+    that cannot, because another holds a lock in the old mode, goes on without waiting).
+    """
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 0")
+            # locked in rollback mode by another connection, or read-only: mode unchanged
+            with suppress(sqlite3.Error):
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
