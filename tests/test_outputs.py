@@ -195,6 +195,15 @@ def test_check_out_failing_midway_leaves_the_previous_file(
     assert "No space left on device" in result.stderr
 
 
+def test_signals_table_goes_to_out_when_given(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "signals.txt"
+    args = ("signals", "--reports", str(hostile_reports(tmp_path)), "--out", str(target))
+    result = _invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert "Disproportionality" in target.read_text(encoding="utf-8")
+    assert result.stdout.strip() == f"wrote {target}"
+
+
 def test_signals_out_failing_midway_leaves_the_previous_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,3 +325,19 @@ def test_check_csv_to_stdout_is_neutralised_too(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     rows = list(csv.reader(io.StringIO(proc.stdout)))
     assert len(rows) > 1 and not [c for row in rows for c in row if evaluable(c)]
+
+
+def test_docs_out_creates_folders_or_says_why_not(tmp_path: Path) -> None:
+    from dmtwatch.render.finding_docs import pages
+
+    target = tmp_path / "site" / "findings"
+    result = _invoke("docs", "--out", str(target), "--vignettes", str(VIGNETTES))
+    assert result.exit_code == 0, result.output
+    expected = pages(VIGNETTES)
+    assert {p.stem for p in target.iterdir()} == {*expected, "README"}
+    assert all((target / f"{c}.md").read_text(encoding="utf-8") == t for c, t in expected.items())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    result = _invoke("docs", "--out", str(blocker / "findings"), "--vignettes", str(VIGNETTES))
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "is not a folder" in result.stderr

@@ -368,7 +368,12 @@ def signals(
         err.print(f"error: {e}; nothing was written", markup=False)
         raise typer.Exit(2) from None
     if format is SignalsFormat.table:
-        render.print_table(result, out)
+        if out_path is None:
+            render.print_table(result, out)
+            return
+        with _output(out_path) as f:
+            render.print_table(result, Console(file=f, width=200, soft_wrap=True))
+        out.print(f"wrote {out_path}", highlight=False)
         return
     if format is SignalsFormat.html:
         from dmtwatch.pv.trend import quarterly_trend
@@ -492,10 +497,17 @@ def docs(
     vignettes: Annotated[Path | None, typer.Option("--vignettes")] = Path("tests/vignettes"),
 ) -> None:
     """Write one page per finding code, generated from the protocol files."""
-    from dmtwatch.render.finding_docs import write
+    from dmtwatch.render.finding_docs import index, pages
+    from dmtwatch.render.output import OutputError, write_text
 
-    written = write(out_dir, vignettes)
-    out.print(f"wrote {len(written)} pages to {out_dir}", highlight=False)
+    all_pages = pages(vignettes)
+    try:  # each page whole (as finding_docs.write, atomically); the index last
+        for code, text in all_pages.items():
+            write_text(out_dir / f"{code}.md", text)
+        write_text(out_dir / "README.md", index(all_pages))
+    except OutputError as e:
+        _output_failed(e)
+    out.print(f"wrote {len(all_pages)} pages to {out_dir}", highlight=False)
 
 
 @app.command()
