@@ -387,3 +387,8 @@ def test_broken_row_with_bytes_not_utf8_is_located_without_a_printed_traceback(
         "patients.csv row 3, column patient_id: 'P\\x8a2' is not UTF-8 text",
     ]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_folder_named_like_a_table_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "patients.csv").mkdir()
+    assert _problems(tmp_path) == ["patients.csv: could not be read (Is a directory)"]

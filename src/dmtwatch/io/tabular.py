@@ -102,6 +102,8 @@ def _read_csv(name: str, file: Path) -> tuple[RawTable | None, list[Problem]]:
             header = next(csv.reader(f), None)
     except csv.Error as e:
         return None, [Problem(label, 1, None, None, f"has a header that is not CSV ({e})")]
+    except OSError as e:  # a folder named like the file, no permission to read it
+        return None, [Problem(label, None, None, None, f"could not be read ({e.strerror or e})")]
     if not header:
         return None, [Problem(label, 1, None, None, "has no header row")]
     header = [h.strip() for h in header]
@@ -177,9 +179,10 @@ def _long_fields(label: str, data: pa.Table) -> list[Problem]:
         column = data[name]
         if name == ROW or column.nbytes <= MAX_FIELD:
             continue
-        lengths = pc.utf8_length(column)
-        if pc.max(lengths).as_py() <= MAX_FIELD:
+        # bytes first (from the offsets, no scan of the text): never fewer than characters
+        if pc.max(pc.binary_length(column)).as_py() <= MAX_FIELD:
             continue
+        lengths = pc.utf8_length(column)
         mask = pc.greater(lengths, MAX_FIELD)
         rows = pc.filter(data[ROW], mask).to_pylist()
         sizes = pc.filter(lengths, mask).to_pylist()
@@ -435,13 +438,12 @@ def _read_workbook(
                 )
             )
         shadow = fwb[sheet.title] if fwb is not None else None
+        done = [0]  # the last row read, to name the one openpyxl failed on
         try:
-            raw, found = _read_sheet(name, label, sheet, shadow)
+            raw, found = _read_sheet(name, label, sheet, shadow, done)
         except Exception as e:  # openpyxl: a cell it cannot convert (e.g. a date overflow)
-            raw, found = (
-                None,
-                [Problem(label, None, None, None, f"could not be read: {type(e).__name__}: {e}")],
-            )
+            reason = f"could not be read: {type(e).__name__}: {e}"
+            raw, found = None, [Problem(label, done[0] + 1, None, None, reason)]
         problems += found
         if raw is not None:
             raws[name] = raw
@@ -451,9 +453,12 @@ def _read_workbook(
     return raws, problems
 
 
-def _read_sheet(name: str, label: str, sheet, shadow) -> tuple[RawTable | None, list[Problem]]:
+def _read_sheet(
+    name: str, label: str, sheet, shadow, done: list[int]
+) -> tuple[RawTable | None, list[Problem]]:
     """One sheet as a raw table. `shadow` is the same sheet with formulas as text (None
-    when the workbook has none): a formula without a value is an error, not missing."""
+    when the workbook has none): a formula without a value is an error, not missing.
+    `done[0]` follows the last row read."""
     rows = sheet.iter_rows(values_only=True)
     formulas = shadow.iter_rows(values_only=True) if shadow is not None else None
     header = next(rows, None)
@@ -461,6 +466,7 @@ def _read_sheet(name: str, label: str, sheet, shadow) -> tuple[RawTable | None, 
         next(formulas, None)
     if header is None:
         return None, [Problem(label, 1, None, None, "has no header row")]
+    done[0] = 1
     names = [_cell_text(h) for h in header]
     problems = _duplicated_columns(label, names)
     if problems:
@@ -473,10 +479,12 @@ def _read_sheet(name: str, label: str, sheet, shadow) -> tuple[RawTable | None, 
         if shadow_row is not None:
             problems += _uncached_formulas(label, line, names, row or (), shadow_row)
         if row is None or all(v is None for v in row):
+            done[0] = line
             continue
         lines.append(line)
         for out, i in zip(columns, keep, strict=True):
             out.append(_cell_text(row[i]) if i < len(row) else "")
+        done[0] = line
     if problems:
         return None, problems
     table = {names[i]: pa.array(col, pa.string()) for i, col in zip(keep, columns, strict=True)}
