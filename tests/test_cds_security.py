@@ -426,6 +426,26 @@ def test_a_next_link_to_another_origin_never_gets_the_token(guarded, hostile, li
     assert listener.accepted == before
 
 
+def test_the_client_stays_on_its_servers_origin() -> None:
+    """Redirects and next links: the same origin, or the same host upgraded to https."""
+    from dmtwatch.fhir.client import FhirClient, Refused
+
+    with FhirClient("http://fhir.example/r4", TOKEN) as client:
+        client._on_origin("http://fhir.example/r4/Observation?page=2")
+        client._on_origin("https://fhir.example/r4/Observation?page=2")
+        for elsewhere in (
+            "https://other.example/r4/Observation",
+            "http://fhir.example:8080/r4/Observation",
+            "http://fhir.example.other.example/r4",
+            "ftp://fhir.example/r4",
+        ):
+            with pytest.raises(Refused, match="another origin"):
+                client._on_origin(elsewhere)
+    secure = FhirClient("https://fhir.example/r4", TOKEN)
+    with secure, pytest.raises(Refused, match="another origin"):
+        secure._on_origin("http://fhir.example/r4/Observation")  # no downgrade
+
+
 def test_errors_never_echo_the_remote_servers_text(guarded, hostile) -> None:
     answer = _fetching(guarded, f"{hostile}/secret")
     assert answer.status_code == 412 and "HTTP 500" in answer.json()["error"]

@@ -5,8 +5,8 @@ them) and `--fhir-url` (a whole server by search). Errors say which URL failed a
 never the token.
 
 Every client stays on its base URL's origin: redirects are followed by hand (at most
-MAX_REDIRECTS) and only on that origin, and a `next` link to another origin is an error,
-so the bearer token never goes anywhere else. With an `OutboundPolicy` (the CDS service)
+MAX_REDIRECTS) and only on that origin (or the same host upgraded from http to https),
+and a `next` link elsewhere is an error, so the bearer token never goes anywhere else. With an `OutboundPolicy` (the CDS service)
 the client also checks, at connect time, every address a host name resolves to (never
 link-local, metadata, unspecified or multicast; loopback only when the allow-list names a
 loopback host literally), keeps one deadline for everything it fetches, counts the bytes
@@ -273,7 +273,9 @@ class FhirClient:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
-            trust_env=False,  # no proxy from the environment: it would connect for us
+            # the service takes no proxy from the environment (it would connect for us,
+            # past the address checks); the operator's own import keeps theirs
+            trust_env=policy is None,
         )
 
     def __enter__(self) -> FhirClient:
@@ -288,7 +290,11 @@ class FhirClient:
     def _on_origin(self, url: str) -> None:
         """A URL the client is about to fetch: on the base's origin (and allow-listed)."""
         try:
-            same = origin(url) == origin(self.base)
+            there, here = origin(url), origin(self.base)
+            # the same origin, or the same host upgraded from http to https
+            same = there == here or (
+                there[1] == here[1] and here[0] == "http" and there[0] == "https"
+            )
         except (httpx.InvalidURL, TypeError, ValueError):
             same = False
         if not same:
