@@ -392,3 +392,22 @@ def test_broken_row_with_bytes_not_utf8_is_located_without_a_printed_traceback(
 def test_a_folder_named_like_a_table_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "patients.csv").mkdir()
     assert _problems(tmp_path) == ["patients.csv: could not be read (Is a directory)"]
+
+
+def test_spreadsheet_error_value_is_named_with_the_other_problems(tmp_path: Path) -> None:
+    path = _workbook(
+        tmp_path / "c.xlsx",
+        patients=[["patient_id", "sex"], ["P1", "F"], ["#REF!", "F"]],
+        labs=[
+            ["patient_id", "date", "test", "value", "unit", "ref_high"],
+            ["P1", "2015-01-01", "creatinine", 500, "umol/L", "=A1"],
+            ["P1", "2015-13-01", "creatinine", 80, "umol/L", None],
+        ],
+    )
+    assert _workbook_problems(path) == [
+        "c.xlsx[labs] row 2, column ref_high: '=A1' is a formula without a saved value (open "
+        "and save the workbook in a spreadsheet program, or export its values)",
+        "c.xlsx[labs] row 3, column date: '2015-13-01' is not a date (YYYY-MM-DD)",
+        "c.xlsx[patients] row 3, column patient_id: '#REF!' is a spreadsheet error value (the "
+        "formula or value behind it failed)",
+    ]

@@ -483,13 +483,27 @@ def _read_sheet(
             continue
         lines.append(line)
         for out, i in zip(columns, keep, strict=True):
-            out.append(_cell_text(row[i]) if i < len(row) else "")
+            value = row[i] if i < len(row) else None
+            if isinstance(value, str) and value in _ERRORS:
+                problems.append(
+                    Problem(
+                        label,
+                        line,
+                        names[i],
+                        value,
+                        "is a spreadsheet error value (the formula or value behind it failed)",
+                    )
+                )
+            out.append(_cell_text(value))
         done[0] = line
-    if problems:
-        return None, problems
+    # the table is still checked: with these errors, every other problem is named too
     table = {names[i]: pa.array(col, pa.string()) for i, col in zip(keep, columns, strict=True)}
     table[ROW] = pa.array(lines, pa.int64())
-    return RawTable(name, label, pa.table(table)), []
+    return RawTable(name, label, pa.table(table)), problems
+
+
+# what a cell shows when its formula failed (openpyxl reads these as text)
+_ERRORS = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 
 
 def _uncached_formulas(
