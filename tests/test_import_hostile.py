@@ -411,3 +411,34 @@ def test_spreadsheet_error_value_is_named_with_the_other_problems(tmp_path: Path
         "c.xlsx[patients] row 3, column patient_id: '#REF!' is a spreadsheet error value (the "
         "formula or value behind it failed)",
     ]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "patients.csv:patient_id,sex,birth_date\nP1,F,1980-04\nP\x002,F,1981\n",
+        "patients.csv:patient_id,sex,birth_date\nP1,F,1980-04\nP2,F,0000\n",
+        "relapses.csv:patient_id,onset_date\nP1,0000-01-01\n",
+    ],
+    ids=["nul", "birth_0000", "onset_0000"],
+)
+def test_store_unchanged_and_exit_2_on_each_backend(tmp_path: Path, db_url: str, hostile) -> None:
+    """The NUL and year-0 values crashed the PostgreSQL store: now refused before it."""
+    from typer.testing import CliRunner
+
+    from dmtwatch.cli import app
+    from dmtwatch.store import load
+
+    good = _write(tmp_path / "good", {"patients.csv": PATIENTS_CSV})
+    runner = CliRunner()
+    assert runner.invoke(app, ["import", "--data", str(good), "--db", db_url]).exit_code == 0
+    before = load(db_url).tables["patients"].to_pylist()
+
+    name, text = hostile.split(":", 1)
+    files = {"patients.csv": PATIENTS_CSV, name: text}
+    result = runner.invoke(
+        app, ["import", "--data", str(_write(tmp_path / "bad", files)), "--db", db_url]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"{name} row " in result.output
+    assert load(db_url).tables["patients"].to_pylist() == before
