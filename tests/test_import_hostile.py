@@ -442,3 +442,11 @@ def test_store_unchanged_and_exit_2_on_each_backend(tmp_path: Path, db_url: str,
     assert result.exit_code == 2, result.output
     assert f"{name} row " in result.output
     assert load(db_url).tables["patients"].to_pylist() == before
+
+
+def test_over_long_fhir_text_is_rejected_and_the_message_stays_short() -> None:
+    with pytest.raises(InputRejected) as caught:
+        read_fhir_resources([fhir_patient("P" * 300_000)])
+    messages = [str(p) for p in caught.value.problems]
+    assert any("is longer than 100000 characters" in m for m in messages), messages
+    assert all(len(m) < 1000 for m in messages), [len(m) for m in messages]

@@ -34,9 +34,14 @@ class Problem:
 def shown(value: str) -> str:
     """A value as a message shows it: control characters (a NUL, an escape sequence that
     would drive the terminal) escaped, everything else as given."""
+    if len(value) > SHOWN:
+        value = value[:SHOWN] + "..."
     if value.isprintable():
         return value
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
+
+
+SHOWN = 200  # characters of a value a message shows
 
 
 def element_problem(

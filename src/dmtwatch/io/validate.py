@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from dmtwatch import duck
 from dmtwatch.io.problems import InputRejected, Problem
-from dmtwatch.io.tabular import ROW, RawTable
+from dmtwatch.io.tabular import MAX_FIELD, ROW, RawTable
 from dmtwatch.model.dataset import Dataset, arrow_schema
 from dmtwatch.model.lab_catalogue import lab_catalogue
 from dmtwatch.model.tables import (
@@ -74,6 +74,7 @@ def compile_column(col: Column, v: str, p: str) -> tuple[str, str]:
         parsed = f"nullif({v}, '')"
         # PostgreSQL cannot store a NUL character (other kinds fail to parse with one)
         rules.append((f"contains({v}, chr(0))", "contains a NUL character (not text)"))
+        rules.append((f"length({v}) > {MAX_FIELD}", f"is longer than {MAX_FIELD} characters"))
     elif col.kind == "enum":
         lower = _list([x.lower() for x in col.vocabulary])
         parsed = f"({_list(col.vocabulary)})[list_position({lower}, lower({v}))]"
