@@ -570,11 +570,11 @@ def serve(
     ] = 300,
     cold_workers: Annotated[
         int, typer.Option("--cold-workers", min=1, help="Evaluations run at once.")
-    ] = 4,
+    ] = 2,
     cold_queue: Annotated[
         int,
         typer.Option("--cold-queue", min=0, help="Evaluations waiting; beyond, 503 at once."),
-    ] = 16,
+    ] = 2,
 ) -> None:
     """The CDS Hooks 2.0 service (patient-view); discovery at http://HOST:PORT/cds-services."""
     from urllib.parse import urlsplit

@@ -62,8 +62,8 @@ FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # FHIR R4 id datatype
 AS_OF_EXTENSION = "dmtwatch.asOf"  # replay a call on an earlier date (tests, audits)
 PROBLEMS_SHOWN = 10
 MAX_BODY = 5 * 1024 * 1024  # bytes of a request body (a whole prefetch)
-COLD_WORKERS = 4  # cold evaluations run at once
-COLD_QUEUE = 16  # cold evaluations waiting; beyond, 503 at once
+COLD_WORKERS = 2  # cold evaluations run at once (CPU-bound: about one per core)
+COLD_QUEUE = 2  # cold evaluations waiting; beyond, 503 at once
 RETRY_AFTER = "2"  # seconds, with a 503
 
 SERVICE = Service(
