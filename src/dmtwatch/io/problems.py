@@ -22,7 +22,7 @@ class Problem:
     place: Literal["column", "element"] = "column"
 
     def __str__(self) -> str:
-        where = shown(self.file)
+        where = shown(self.file, LOCATION_SHOWN)  # a real path is never cut
         if self.row is not None:
             where += f" row {self.row}"
         if self.column is not None:
@@ -31,17 +31,25 @@ class Problem:
         return f"{where}: {what}"
 
 
-def shown(value: str) -> str:
-    """A value as a message shows it: control characters (a NUL, an escape sequence that
-    would drive the terminal) escaped, everything else as given."""
-    if len(value) > SHOWN:
-        value = value[:SHOWN] + "..."
-    if value.isprintable():
-        return value
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
+def shown(value: str, limit: int | None = None) -> str:
+    """A value as a message shows it: at most `limit` (SHOWN) characters, control
+    characters escaped."""
+    limit = SHOWN if limit is None else limit
+    return escaped(value[:limit] + "..." if len(value) > limit else value)
+
+
+def escaped(text: str) -> str:
+    """Control characters (a NUL, an escape sequence that would drive the terminal)
+    escaped, everything else as given."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 SHOWN = 200  # characters of a value a message shows
+# characters of a location (a file path, or a FHIR resource id, which the input names):
+# far above any real path, so that one is shown whole, and a hostile id still is not
+LOCATION_SHOWN = 500
 
 
 def element_problem(
