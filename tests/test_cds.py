@@ -558,15 +558,19 @@ def test_prefetch_keys_cover_every_resource_type_the_profile_reads() -> None:
 
 
 @pytest.mark.parametrize(
-    ("severity", "orders"),
-    [("urgent", True), ("high", True), ("info", False)],  # no scan, no scan but aged, late scan
+    ("severity", "facts", "orders"),
+    [
+        ("urgent", {"onset_date": "2016-01-02"}, True),  # no scan
+        ("high", {"onset_date": "2015-06-02"}, True),  # no scan, the alarm aged
+        # a late scan: the facts name it, whatever the severity says
+        ("info", {"onset_date": "2016-01-02", "scan_date": "2016-02-01"}, False),
+        ("urgent", {"onset_date": "2016-01-02", "scan_date": "2016-02-01"}, False),
+    ],
 )
-def test_an_mri_order_is_offered_while_no_scan_exists_aged_or_not(severity, orders) -> None:
+def test_an_mri_order_is_offered_while_no_scan_exists_aged_or_not(severity, facts, orders) -> None:
     from dmtwatch.cds.cards import _mri_rule
     from dmtwatch.protocols.schema import load_protocol
 
     rule = load_protocol("alemtuzumab").relapse_imaging[0]
-    assert rule.ageing is not None and rule.ageing.severity == "high"
-    assert rule.late_severity == "info"
-    finding = {"code": "CNS-MRI", "protocol": "alemtuzumab", "severity": severity}
+    finding = {"code": "CNS-MRI", "protocol": "alemtuzumab", "severity": severity, "facts": facts}
     assert (_mri_rule(finding) is rule) is orders

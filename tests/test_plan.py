@@ -78,12 +78,12 @@ def test_each_rule_reads_one_staged_table_so_empty_ones_are_skipped() -> None:
 
 
 def test_a_record_with_nothing_to_find_gives_empty_tables_with_their_columns() -> None:
-    from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS
+    from dmtwatch.engine.findings import EVIDENCE_COLUMNS, OUTPUT_COLUMNS
     from dmtwatch.model.dataset import Dataset
 
     result = run_check(Dataset(), dt.date(2015, 10, 1))
     assert result.findings.num_rows == 0 and result.evidence.num_rows == 0
-    assert tuple(result.findings.column_names) == FINDING_COLUMNS
+    assert tuple(result.findings.column_names) == OUTPUT_COLUMNS
     assert tuple(result.evidence.column_names) == EVIDENCE_COLUMNS
 
 

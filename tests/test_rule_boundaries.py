@@ -10,6 +10,7 @@ The patient id is the case id, so a failure names the case.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -1407,8 +1408,13 @@ def test_converted_unit_gives_the_same_finding(worklist, a: Case, b: Case) -> No
         # the canonical result shows the lab's own digits (132.63), the converted one the
         # canonical value to 3 significant figures (133): everything after it is the same
         assert fa["detail"].split(" on ", 1)[1] == fb["detail"].split(" on ", 1)[1]
+        # the facts too, but the converted one keeps the value as reported
+        facts_a, facts_b = json.loads(fa["facts"]), json.loads(fb["facts"])
+        assert facts_b.pop("value_as_reported") == f"{_value} {unit}"
+        assert facts_a == facts_b
         fa, fb = (
-            {k: v for k, v in f.items() if k not in ("patient_id", "detail")} for f in (fa, fb)
+            {k: v for k, v in f.items() if k not in ("patient_id", "detail", "key", "facts")}
+            for f in (fa, fb)
         )
     assert fa == fb
 

@@ -25,7 +25,7 @@ def _texts(expr_of, values: list, schema: dict) -> list:
 
 
 def _numbers(values: list[float | None]) -> list[str]:
-    return _texts(lambda t: as_text(t.x), {"x": values}, {"x": "float64"})
+    return _texts(lambda t: as_text(t.x, "not recorded"), {"x": values}, {"x": "float64"})
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,11 @@ def test_rounding_is_within_half_a_unit_of_the_third_significant_figure(values) 
 
 
 def test_integers_and_dates_are_unchanged() -> None:
-    assert _texts(lambda t: as_text(t.n), {"n": [1234567, None]}, {"n": "int64"}) == [
+    # NULL reads as the phrase given (a protocol's `phrases.missing`), else stays NULL
+    assert _texts(lambda t: as_text(t.n), {"n": [1, None]}, {"n": "int64"}) == ["1", None]
+    assert _texts(
+        lambda t: as_text(t.n, "not recorded"), {"n": [1234567, None]}, {"n": "int64"}
+    ) == [
         "1234567",
         "not recorded",
     ]
@@ -81,7 +85,7 @@ def test_integers_and_dates_are_unchanged() -> None:
 
 def test_templates_render_rounded_numbers() -> None:
     t = ibis.memtable({"v": [85.7674], "u": ["umol/L"]})
-    expr = render("Creatinine {v} {u}", {"v": t.v, "u": t.u})
+    expr = render("Creatinine {v} {u}", {"v": t.v, "u": t.u}, "not recorded")
     assert ibis.duckdb.connect().execute(t.select(s=expr)).s.tolist() == ["Creatinine 85.8 umol/L"]
 
 
@@ -125,6 +129,7 @@ def test_a_template_can_show_the_canonical_value_and_the_reported_one() -> None:
     expr = render(
         "Creatinine {value} {unit}{reported}",
         {"value": t.value, "unit": t.unit, "reported": reported_note(t)},
+        "not recorded",
     )
     assert ibis.duckdb.connect().execute(t.select(s=expr)).s.tolist() == [
         "Creatinine 85.8 umol/L (reported as 0.97 mg/dL)"

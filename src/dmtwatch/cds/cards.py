@@ -1,9 +1,8 @@
 """Findings as CDS Hooks cards: one card per finding, wording taken whole from the engine.
 
 Only formatting happens here (style: renderers never compute clinical facts). The one
-decision is which CNS-MRI finding gets an "order a contrast MRI" suggestion: the one the
-protocol raised because no scan exists at all (its `severity` or the one it ages to, not
-`late_severity`).
+decision is which CNS-MRI finding gets an "order a contrast MRI" suggestion: the one whose
+facts name no scan since the relapse (none at all, not a late one).
 """
 
 from __future__ import annotations
@@ -68,15 +67,12 @@ def detail(finding: dict, as_of: str) -> str:
 
 
 def _mri_rule(finding: dict) -> RelapseImaging | None:
-    """The CNS-MRI rule behind a finding when it says no scan exists yet."""
-    if finding["code"] != "CNS-MRI":
+    """The CNS-MRI rule behind a finding when no scan exists yet: the finding's facts
+    name the scan that satisfied (late) or none (`scan_date` absent)."""
+    if finding["code"] != "CNS-MRI" or "scan_date" in finding["facts"]:
         return None
-    for rule in _protocol(finding["protocol"]).relapse_imaging:
-        # without a scan: its severity, or the lower one it ages to (never the late one)
-        no_scan = {rule.severity} | ({rule.ageing.severity} if rule.ageing else set())
-        if rule.code == finding["code"] and finding["severity"] in no_scan - {rule.late_severity}:
-            return rule
-    return None
+    rules = _protocol(finding["protocol"]).relapse_imaging
+    return next((rule for rule in rules if rule.code == finding["code"]), None)
 
 
 def mri_order(finding: dict, region: str, contrast: bool) -> dict:

@@ -13,7 +13,7 @@ from ibis import _
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode, last_end_before, treatment_rows
 from dmtwatch.engine.findings import make_evidence, make_findings
-from dmtwatch.engine.text import as_text
+from dmtwatch.engine.text import as_text, render
 from dmtwatch.protocols.schema import (
     Ageing,
     ImagingFinding,
@@ -25,15 +25,28 @@ from dmtwatch.protocols.schema import (
 Pair = tuple[ibis.Table, ibis.Table]
 
 
-def _repopulation(protocol: Protocol, days: ibis.IntegerValue) -> ibis.StringValue:
-    """Where a day after the last infusion lies against the window, in the protocol's words."""
+def _window(protocol: Protocol, days: ibis.IntegerValue) -> ibis.StringValue:
+    """Where a day after the last infusion lies against the repopulation window: before,
+    inside or after (NULL without a window, or without a day)."""
     if protocol.repopulation_window_days is None:
-        return ibis.literal("no repopulation window defined")
+        return ibis.null("string")
     lo, hi = protocol.repopulation_window_days
-    words = protocol.repopulation_wording
-    return ibis.cases(
-        (days < lo, words["before"]), (days <= hi, words["inside"]), else_=words["after"]
-    )
+    return ibis.cases((days < lo, "before"), (days <= hi, "inside"), (days > hi, "after"))
+
+
+def _repopulation(protocol: Protocol, days: ibis.IntegerValue) -> ibis.StringValue:
+    """`_window` in the protocol's words."""
+    if protocol.repopulation_window_days is None:
+        return ibis.literal(protocol.phrases.no_window)
+    return _window(protocol, days).cases(*protocol.repopulation_wording.items())
+
+
+def _exposure_facts(protocol: Protocol, t: ibis.Table, days: ibis.IntegerValue) -> dict:
+    return {
+        "last_infusion": t.last_infusion,
+        "days_after_infusion": days,
+        "window": _window(protocol, days),
+    }
 
 
 def _aged(
@@ -53,13 +66,13 @@ def _after_day0(ctx: Context, protocol: Protocol, table: ibis.Table, date: str) 
     return j.filter(j[date] >= j.first_start)
 
 
-def _relapse_evidence(t: ibis.Table, code: str) -> ibis.Table:
+def _relapse_evidence(t: ibis.Table, protocol: Protocol, code: str) -> ibis.Table:
     return make_evidence(
         t,
         code=code,
         table="relapses",
         date=t.onset_date,
-        item="relapse onset",
+        item=protocol.phrases.evidence_relapse,
         value=as_text(t.onset_date),
     )
 
@@ -92,14 +105,16 @@ def _relapse_imaging(ctx: Context, protocol: Protocol, rule: RelapseImaging) -> 
     t = per.filter((per.rn == 0) & (per.first_mri.isnull() | (per.mri_delay > rule.within_days)))
     t = ctx.stage(t)
     days = t.onset_date.delta(t.last_infusion, unit="day")
+    words = protocol.phrases
+    late = {
+        "scan_date": t.first_mri,
+        "delay": t.mri_delay,
+        "within_days": ibis.literal(rule.within_days),
+    }
     mri_state = ibis.ifelse(
         t.first_mri.isnull(),
-        ibis.literal("no contrast MRI recorded since onset"),
-        ibis.literal("first contrast MRI on ")
-        .concat(as_text(t.first_mri))
-        .concat(", ")
-        .concat(as_text(t.mri_delay))
-        .concat(f" days after onset (window {rule.within_days} days)"),
+        ibis.literal(words.scan_missing),
+        render(words.scan_late, late, words.missing),
     )
     found = make_findings(
         t,
@@ -117,8 +132,16 @@ def _relapse_imaging(ctx: Context, protocol: Protocol, rule: RelapseImaging) -> 
             "repopulation": _repopulation(protocol, days),
             "mri_state": mri_state,
         },
+        anchor=t.onset_date,  # this relapse
+        facts={
+            "onset_date": t.onset_date,
+            **_exposure_facts(protocol, t, days),
+            "scan_date": t.first_mri,
+            "scan_delay_days": t.mri_delay,
+            "scan_within_days": ibis.literal(rule.within_days),
+        },
     )
-    return found, _relapse_evidence(t, rule.code)
+    return found, _relapse_evidence(t, protocol, rule.code)
 
 
 def imaging_findings(ctx: Context, protocol: Protocol) -> list[Pair]:
@@ -160,14 +183,11 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
     j = ctx.stage(j)
     receded = (j.l_count == 0).fill_null(False)
     days = j.date.delta(j.last_infusion, unit="day")
+    words = protocol.phrases
     follow_up = ibis.ifelse(
         j.l_date.isnull(),
-        ibis.literal("No follow-up MRI yet."),
-        ibis.literal("Latest follow-up MRI ")
-        .concat(as_text(j.l_date))
-        .concat(": ")
-        .concat(as_text(j.l_count))
-        .concat(" such lesions."),
+        ibis.literal(words.follow_up_missing),
+        render(words.follow_up, {"scan_date": j.l_date, "count": j.l_count}, words.missing),
     )
     found = make_findings(
         j,
@@ -187,8 +207,19 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
             "gd": j.gd_enhancing,
             "days_after_infusion": days,
             "repopulation": _repopulation(protocol, days),
-            "rescue": j.rescue.fill_null("none"),
+            "rescue": j.rescue.fill_null(words.no_rescue),
             "follow_up": follow_up,
+        },
+        anchor=j.date,  # this scan
+        facts={
+            "scan_date": j.date,
+            "scan_region": j.region,
+            "lesion_count": j["count"],
+            **_exposure_facts(protocol, j, days),
+            "rescue": j.rescue,
+            "rescue_count": j.n_rescue,
+            "follow_up_scan_date": j.l_date,
+            "follow_up_lesion_count": j.l_count,
         },
     )
     ev = make_evidence(
@@ -198,9 +229,9 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
         date=j.date,
         item=ibis.literal("mri ").concat(j.region),
         value=ibis.literal(f"{rule.column}=")
-        .concat(as_text(j["count"]))
+        .concat(as_text(j["count"], words.missing))
         .concat(", gd_enhancing=")
-        .concat(as_text(j.gd_enhancing)),
+        .concat(as_text(j.gd_enhancing, words.missing)),
     )
     return found, ev
 
@@ -239,6 +270,13 @@ def _proximity(ctx: Context, protocol: Protocol, rule: InfusionProximity) -> Pai
             "onset_date": t.onset_date,
             "days_after_infusion": t.days_after,
             "infusion_date": t.infusion_date,
+        },
+        anchor=t.onset_date,  # this event
+        facts={
+            "event": t.event,
+            "onset_date": t.onset_date,
+            "last_infusion": t.infusion_date,
+            "days_after_infusion": t.days_after,
         },
     )
     ev = make_evidence(

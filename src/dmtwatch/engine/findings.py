@@ -2,6 +2,14 @@
 
 A finding is keyed by (code, patient_id, test); evidence rows carry the same key and
 name the input rows behind it (table, date, item, value), so renderers can show them.
+
+A finding is facts first, prose second. Besides its wording (rendered from the
+protocol's templates) every rule states what it found as typed facts from one shared
+vocabulary (`FACTS`): the value and its limits, the days since the last infusion, the
+scan that satisfied or did not... Each rule fills the facts it knows; the others stay
+NULL and are left out of the finding's `facts` object. `anchor` names the occurrence
+(the relapse onset, the scan, the course, the due date...): with protocol, code,
+patient and test it makes the finding's stable identity (`key`, see run.py).
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from typing import Protocol as Protocol_
 
 import ibis
 
-from dmtwatch.engine.text import render
+from dmtwatch.engine.text import as_text, render
 from dmtwatch.protocols.schema import Protocol
 
 FINDING_COLUMNS = (
@@ -26,8 +34,68 @@ FINDING_COLUMNS = (
     "source",
     "grade",
     "protocol",
+    "anchor",
 )
+# What `check` gives: the anchor turned into the stable `key`, the facts into one JSON
+# object of those the rule stated (see run.reduce_findings).
+OUTPUT_COLUMNS = (*(c for c in FINDING_COLUMNS if c != "anchor"), "key", "facts")
 EVIDENCE_COLUMNS = ("code", "patient_id", "test", "table", "date", "item", "value")
+
+
+# The facts vocabulary: name -> type. One meaning per name across all rules; the
+# contract (docs/contract.md, section 4) documents each. Dates are the day they name.
+FACTS: dict[str, str] = {
+    # a lab result: the value in the canonical unit, a qualitative answer, as reported
+    "test": "string",
+    "value": "float64",
+    "value_text": "string",
+    "unit": "string",
+    "value_as_reported": "string",
+    "result_date": "date",
+    "ref_low": "float64",
+    "ref_high": "float64",
+    "baseline": "float64",
+    "worst_grade": "int32",
+    # the result a flag reads beside its own (e.g. free T4 beside TSH)
+    "companion_test": "string",
+    "companion_value": "float64",
+    "companion_unit": "string",
+    "companion_date": "date",
+    "companion_state": "string",  # not_measured | below | above | within | risen
+    # exposure: the course and the infusion nearest before the event
+    "course_start": "date",
+    "last_infusion": "date",
+    "days_after_infusion": "int64",
+    "window": "string",  # before | inside | after the protocol's repopulation window
+    # relapses, scans and other events
+    "onset_date": "date",
+    "event": "string",
+    "scan_date": "date",
+    "scan_region": "string",
+    "lesion_count": "int64",
+    "scan_delay_days": "int64",
+    "scan_within_days": "int64",
+    "follow_up_scan_date": "date",
+    "follow_up_lesion_count": "int64",
+    "rescue": "string",  # rescue therapies from the scan on: "drug from date, ..."
+    "rescue_count": "int64",
+    # the monitoring schedule
+    "item": "string",
+    "due": "date",
+    "days_overdue": "int64",
+    "last_done": "date",
+    "interval_days": "int64",
+    "grace_days": "int64",
+    "monitoring_ends": "date",
+    "baseline_window_start": "date",
+    # a result made invalid by a treatment, and risk strata
+    "invalid_drug": "string",
+    "valid_from": "date",
+    "stratum": "string",
+    "exposure_days": "int64",
+    "prior_drugs": "string",
+}
+FACT_COLUMNS = tuple(f"f_{name}" for name in FACTS)
 
 
 def null_text() -> ibis.Value:
@@ -45,7 +113,9 @@ class Wording(Protocol_):
 
 
 @dataclass(frozen=True)
-class ScheduleWording:
+class CodedWording:
+    """A protocol's wording (e.g. `schedule_wording.overdue`) under a code and sources."""
+
     code: str
     title: str
     detail: str
@@ -61,22 +131,34 @@ def make_findings(
     severity: ibis.Value | str,
     date: ibis.Value,
     fields: dict[str, ibis.Value],
+    anchor: ibis.Value,
+    facts: dict[str, ibis.Value],
     test: ibis.Value | None = None,
     grade: ibis.Value | None = None,
 ) -> ibis.Table:
-    """The findings table of one rule: its wording rendered from `fields`, per row of `t`."""
+    """The findings table of one rule: its wording rendered from `fields`, its `facts`
+    (names from `FACTS`, the rest NULL) and `anchor`, per row of `t`."""
+    unknown = set(facts) - set(FACTS)
+    if unknown:
+        raise KeyError(f"{rule.code}: facts not in the vocabulary: {sorted(unknown)}")
+    fact_columns = {
+        f"f_{name}": (facts[name] if name in facts else ibis.null()).cast(kind)
+        for name, kind in FACTS.items()
+    }
     return t.select(
         code=ibis.literal(rule.code),
         patient_id=t.patient_id,
         test=null_text() if test is None else test.cast("string"),
         severity=ibis.literal(severity) if isinstance(severity, str) else severity,
         date=date.cast("date"),
-        title=render(rule.title, fields),
-        detail=render(rule.detail, fields),
+        title=render(rule.title, fields, protocol.phrases.missing),
+        detail=render(rule.detail, fields, protocol.phrases.missing),
         action=ibis.literal(rule.action),
         source=ibis.literal(protocol.cite(rule.source)),
         grade=ibis.null("int32") if grade is None else grade.cast("int32"),
         protocol=ibis.literal(protocol.id),
+        anchor=as_text(anchor, ""),  # no anchor: one occurrence per patient and test
+        **fact_columns,
     )
 
 

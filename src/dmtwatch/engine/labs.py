@@ -14,7 +14,7 @@ from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import all_episodes, current_episode, in_episode
 from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.latest import latest_rows
-from dmtwatch.engine.text import as_text, reported_note, shown_value
+from dmtwatch.engine.text import as_text, render, reported_note, shown_value, value_as_reported
 from dmtwatch.model.lab_catalogue import lab_catalogue
 from dmtwatch.protocols.schema import Flag, GradeCriterion, Grading, Protocol
 
@@ -175,7 +175,12 @@ def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
         "baseline",
     )
     latest = latest_rows(
-        graded, ["patient_id", "test"], tiebreak=graded.grade, worst_grade=graded.grade.max()
+        graded,
+        ["patient_id", "test"],
+        tiebreak=graded.grade,
+        worst_grade=graded.grade.max(),
+        # the occurrence: abnormal since the last normal result (none: since day 0)
+        last_normal=graded.date.max(where=graded.grade == 0),
     )
     latest = ctx.materialize(f"graded_latest_{protocol.id}", latest.filter(latest.grade >= 1))
     out = []
@@ -203,6 +208,12 @@ def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
             fields=fields,
             test=t.test,
             grade=t.grade,
+            anchor=t.last_normal,
+            facts={
+                **_result_facts(t),
+                "baseline": t.baseline,
+                "worst_grade": t.worst_grade,
+            },
         )
         ev = make_evidence(
             t,
@@ -250,14 +261,17 @@ def _raised(rule: Flag, t: ibis.Table) -> ibis.BooleanValue:
     return hit.fill_null(False)
 
 
-def _latest_after_day0(ctx: Context, protocol: Protocol, test: str) -> ibis.Table:
-    labs = limited_labs(ctx).filter(_.test == test)
+def _latest_after_day0(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Table:
+    """The latest result of the flag's test after day 0, and `last_clear`: the day of
+    the latest result that did not raise it (the flag's occurrence runs from there)."""
+    labs = limited_labs(ctx).filter(_.test == rule.test)
     j = labs.join(_day0(ctx, protocol), "patient_id")
     j = j.filter(j.date > j.first_start)
     return j.mutate(
+        last_clear=j.date.max(where=~_raised(rule, j)).over(group_by="patient_id"),
         rn=ibis.row_number().over(
             group_by="patient_id", order_by=[ibis.desc(j.date), ibis.desc(j.value)]
-        )
+        ),
     ).filter(_.rn == 0)
 
 
@@ -277,14 +291,29 @@ def _result_fields(t: ibis.Table) -> dict[str, ibis.Value]:
     }
 
 
+def _result_facts(t: ibis.Table) -> dict[str, ibis.Value]:
+    """The facts every lab finding states: the result as stored and as reported."""
+    facts = {
+        "test": t.test,
+        "value": t.value,
+        "unit": t.unit,
+        "value_as_reported": value_as_reported(t),
+        "result_date": t.date,
+        "ref_low": t.ref_low,
+        "ref_high": t.ref_high,
+    }
+    return {**facts, "value_text": t.value_text} if "value_text" in t.columns else facts
+
+
 def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibis.Table]:
-    t = _latest_after_day0(ctx, protocol, rule.test)
+    t = _latest_after_day0(ctx, protocol, rule)
     t = ctx.stage(t.filter(_raised(rule, t)))
     severity: ibis.Value | str = rule.severity
     fields = _result_fields(t)
+    facts = _result_facts(t)
     comp = rule.companion
     if comp is not None:
-        t, severity, fields = _with_companion(ctx, protocol, rule, t)
+        t, severity, fields, facts = _with_companion(ctx, protocol, rule, t)
     found = make_findings(
         t,
         protocol=protocol,
@@ -292,6 +321,8 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
         severity=severity,
         date=t.date,
         fields=fields,
+        anchor=t.last_clear,
+        facts=facts,
     )
     ev = make_evidence(
         t, code=rule.code, table="labs", date=t.date, item=t.test, value=_value_text(t)
@@ -314,7 +345,7 @@ def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibi
 
 def _with_companion(
     ctx: Context, protocol: Protocol, rule: Flag, t: ibis.Table
-) -> tuple[ibis.Table, ibis.Value, dict[str, ibis.Value]]:
+) -> tuple[ibis.Table, ibis.Value, dict[str, ibis.Value], dict[str, ibis.Value]]:
     """The flagged rows with the companion result nearest in time (within the window),
     filtered by what it excludes or requires, and the severity it escalates to."""
     comp = rule.companion
@@ -360,26 +391,47 @@ def _with_companion(
     escalated = ibis.literal(False)
     if comp.escalates is not None:
         escalated = _beyond(comp.escalates, t, "c_value", "c_low", "c_high").fill_null(False)
+    # the companion's state: a key for the facts, the protocol's phrase for the text
+    words = protocol.phrases
     states = [
-        (t.c_value.isnull(), "not measured within " + str(comp.within_days) + " days"),
-        (t.c_value < t.c_low, "below range"),
-        (t.c_value > t.c_high, "above range"),
+        (t.c_value.isnull(), "not_measured"),
+        (t.c_value < t.c_low, "below"),
+        (t.c_value > t.c_high, "above"),
     ]
+    phrases = {
+        "not_measured": render(
+            words.companion_not_measured,
+            {"within_days": ibis.literal(comp.within_days)},
+            words.missing,
+        ),
+        "below": ibis.literal(words.companion_below),
+        "above": ibis.literal(words.companion_above),
+        "within": ibis.literal(words.companion_within),
+    }
     if times is not None:
         risen = (t.c_value >= _times(t.baseline, times)).fill_null(False)
         escalated = escalated | risen
-        states.append(
-            (
-                risen,
-                ibis.literal(f"at least {times:g} x its baseline of ").concat(as_text(t.baseline)),
-            )
+        states.append((risen, "risen"))
+        phrases["risen"] = render(
+            words.companion_risen,
+            {"times": ibis.literal(f"{times:g}"), "baseline": t.baseline},
+            words.missing,
         )
+    state = ibis.cases(*states, else_="within")
     severity = ibis.ifelse(escalated, rule.escalated_severity or rule.severity, rule.severity)
     fields = {
         **_result_fields(t),
         "companion_value": shown_value(t, "c_"),
         "companion_unit": t.c_unit,
         "companion_reported": reported_note(t, "c_"),
-        "companion_state": ibis.cases(*states, else_="within range"),
+        "companion_state": ibis.cases(*[(state == k, v) for k, v in phrases.items()]),
     }
-    return t, severity, fields
+    facts = {
+        **_result_facts(t),
+        "companion_test": ibis.literal(comp.test),
+        "companion_value": t.c_value,
+        "companion_unit": t.c_unit,
+        "companion_date": t.c_date,
+        "companion_state": state,
+    }
+    return t, severity, fields, facts

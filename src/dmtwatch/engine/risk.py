@@ -117,9 +117,23 @@ def _invalid_latest(ctx: Context, protocol: Protocol, rule: ResultValidity) -> P
             "valid_from": t.valid_from,
         },
         test=t.test,
+        anchor=t.date,  # this result: a new one is a new occurrence
+        facts={
+            "test": t.test,
+            "value": t.value,
+            "unit": t.unit,
+            "result_date": t.date,
+            "invalid_drug": t.invalid_drug,
+            "valid_from": t.valid_from,
+        },
     )
     ev = make_evidence(
-        t, code=rule.code, table="labs", date=t.date, item=t.test, value=as_text(t.value)
+        t,
+        code=rule.code,
+        table="labs",
+        date=t.date,
+        item=t.test,
+        value=as_text(t.value, protocol.phrases.missing),
     )
     ev2 = make_evidence(
         t,
@@ -188,10 +202,26 @@ def _stratum_findings(ctx: Context, protocol: Protocol, rule: RiskStratification
             "date": t.date,
             "exposure_days": t.exposure_days,
             "stratum": t.stratum.cases(*[(k, s.label) for k, s in raised.items()]),
-            "prior_drugs": t.prior_drugs.fill_null("none recorded"),
+            "prior_drugs": t.prior_drugs.fill_null(protocol.phrases.none_recorded),
+        },
+        anchor=t.stratum,  # this stratum: a move to another is a new occurrence
+        facts={
+            "test": t.test,
+            "value": t.value,
+            "unit": t.unit,
+            "result_date": t.date,
+            "ref_high": t.ref_high,
+            "stratum": t.stratum,
+            "exposure_days": t.exposure_days,
+            "prior_drugs": t.prior_drugs,
         },
     )
     ev = make_evidence(
-        t, code=rule.code, table="labs", date=t.date, item=t.test, value=as_text(t.value)
+        t,
+        code=rule.code,
+        table="labs",
+        date=t.date,
+        item=t.test,
+        value=as_text(t.value, protocol.phrases.missing),
     )
     return found, ev

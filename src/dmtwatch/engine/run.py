@@ -20,7 +20,7 @@ from dmtwatch import duck
 from dmtwatch.engine import plan_cache
 from dmtwatch.engine.clinical import imaging_findings, infusion_proximity, relapse_imaging
 from dmtwatch.engine.context import Context, Step, tables_read
-from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FINDING_COLUMNS
+from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FACT_COLUMNS, FACTS, FINDING_COLUMNS
 from dmtwatch.engine.labs import flag_findings, grading_findings
 from dmtwatch.engine.risk import result_validity, risk_strata
 from dmtwatch.engine.schedule import missing_baseline, overdue
@@ -35,7 +35,7 @@ PER_TEST_CODES = ("MON-OVERDUE", "MON-BASELINE")
 @dataclass
 class Findings:
     as_of: dt.date
-    findings: pa.Table  # FINDING_COLUMNS, most urgent first
+    findings: pa.Table  # OUTPUT_COLUMNS, most urgent first
     evidence: pa.Table  # EVIDENCE_COLUMNS, rows behind each kept finding
 
     def counts(self) -> dict[str, int]:
@@ -90,7 +90,7 @@ def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:
     for protocol in protocols:
         for kind in kinds:
             for f, e in kind(ctx, protocol):
-                f, e = f.select(*FINDING_COLUMNS), e.select(*EVIDENCE_COLUMNS)
+                f, e = f.select(*FINDING_COLUMNS, *FACT_COLUMNS), e.select(*EVIDENCE_COLUMNS)
                 # the as-of date (`params`) is always there; besides it, one staged table
                 read = (set(tables_read(f)) | set(tables_read(e))) - {"params"}
                 if len(read) != 1:  # run_rules and needed_for rely on it
@@ -184,6 +184,20 @@ def run_check(
         return reduce_findings(con, as_of)
 
 
+# A finding's stable identity: the first 128 bits of the SHA-256 of its protocol, code,
+# patient, test and anchor, joined by the unit separator (contract section 4).
+KEY_SQL = (
+    "substr(sha256(concat_ws(chr(31), protocol, code, patient_id, coalesce(test, ''), "
+    "anchor)), 1, 32)"
+)
+
+
+def _facts_sql() -> str:
+    """The JSON object of a finding's facts: the non-NULL ones, under their names."""
+    pairs = ", ".join(f"struct_pack(k := '{name}', v := to_json(f_{name}))" for name in FACTS)
+    return f"to_json(map_from_entries(list_filter([{pairs}], lambda x: x.v IS NOT NULL)))"
+
+
 def reduce_findings(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Findings:
     """The most severe (then latest) finding per patient and code, and the rows behind it,
     most urgent first; within a severity, clinical alarms (a possible ITP, CNS, renal)
@@ -204,8 +218,10 @@ def reduce_findings(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Findings:
         """
     )
     # triage: within a severity, clinical alarms before overdue or missing tests
+    facts = ", ".join(FACT_COLUMNS)
     kept = con.sql(
-        f"SELECT * FROM kept ORDER BY CASE severity {rank} END, "
+        f"SELECT * EXCLUDE (anchor, {facts}), {KEY_SQL} AS key, {_facts_sql()}::VARCHAR AS facts "
+        f"FROM kept ORDER BY CASE severity {rank} END, "
         f"CASE WHEN code IN ({per_test}) THEN 1 ELSE 0 END, date, patient_id, code, test"
     ).to_arrow_table()
     ev = con.sql(

@@ -12,9 +12,9 @@ from ibis import _
 
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode
-from dmtwatch.engine.findings import ScheduleWording, make_evidence, make_findings
+from dmtwatch.engine.findings import CodedWording, make_evidence, make_findings
 from dmtwatch.engine.risk import risk_table
-from dmtwatch.engine.text import as_text
+from dmtwatch.engine.text import as_text, render
 from dmtwatch.protocols.schema import Protocol
 
 _ITEM_SCHEMA = {
@@ -95,6 +95,19 @@ def _risk_intervals(ctx: Context, protocol: Protocol) -> ibis.Table | None:
     return ibis.union(*parts) if len(parts) > 1 else parts[0]
 
 
+def _wording(code: str, protocol: Protocol, which: str) -> CodedWording:
+    """The protocol's words for a schedule finding, cited by its first item's sources
+    (each finding is then cited by its own item's)."""
+    assert protocol.schedule_wording is not None  # a protocol with a schedule has it
+    w = getattr(protocol.schedule_wording, which)
+    return CodedWording(code, w.title, w.detail, w.action, protocol.schedule[0].source)
+
+
+def _phrase(protocol: Protocol, template: str) -> ibis.StringValue:
+    """A phrase over the therapy's name, e.g. "{drug} start of the episode"."""
+    return ibis.literal(template.format(drug=protocol.therapy.drug))
+
+
 def overdue(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
     """Each item is due one interval after it was last done. A new course restarts the
     clock only for tests done in its baseline window or since: a test last done long
@@ -159,25 +172,32 @@ def overdue(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Tab
         "monitoring_ends": t.monitoring_ends,
         "drug": ibis.literal(protocol.therapy.drug),
     }
+    # the therapy's note is itself a template over the same fields
+    fields["monitoring_note"] = render(
+        protocol.therapy.monitoring_note, fields, protocol.phrases.missing
+    )
     found = make_findings(
         t,
         protocol=protocol,
-        rule=ScheduleWording(
-            code="MON-OVERDUE",
-            title="{name} overdue",
-            detail="{name} was due on {due} ({days_overdue} days ago); last done {last_done}; "
-            + protocol.therapy.monitoring_note
-            + ".",
-            action="Arrange the test and record the result; contact the patient if they have "
-            "missed appointments.",
-            source=protocol.schedule[0].source,
-        ),
+        rule=_wording("MON-OVERDUE", protocol, "overdue"),
         severity=ibis.ifelse(
             t.days_overdue > t.grace_days + t.escalate_after_days, "high", "routine"
         ),
         date=t.due,
         fields=fields,
         test=t.item,
+        # overdue since this due date: a test done restarts the clock, a new occurrence
+        anchor=t.due,
+        facts={
+            "item": t.item,
+            "due": t.due,
+            "days_overdue": t.days_overdue,
+            "last_done": t.last_done,
+            "interval_days": t.interval_days,
+            "grace_days": t.grace_days,
+            "monitoring_ends": t.monitoring_ends,
+            "course_start": t.start,
+        },
     ).mutate(source=t.item.cases(*sources.items()))
     ev = make_evidence(
         t,
@@ -185,8 +205,8 @@ def overdue(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Tab
         test=t.item,
         table="treatments",
         date=t.end,
-        item=ibis.literal(f"{protocol.therapy.drug} last day of the latest episode"),
-        value=as_text(t.start).concat(" to ").concat(as_text(t.end)),
+        item=_phrase(protocol, protocol.phrases.evidence_episode_end),
+        value=as_text(t.start).concat(" to ").concat(as_text(t.end, protocol.phrases.missing)),
     )
     return [(found, ev)]
 
@@ -222,15 +242,7 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
     found = make_findings(
         t,
         protocol=protocol,
-        rule=ScheduleWording(
-            code="MON-BASELINE",
-            title="{name}: no baseline before the course",
-            detail="No {name} between {window_start} and the start of the {drug} "
-            "episode on {start}.",
-            action="Record the baseline if it was done elsewhere; it is the reference for "
-            "later results.",
-            source=protocol.schedule[0].source,
-        ),
+        rule=_wording("MON-BASELINE", protocol, "baseline"),
         severity=t.baseline_severity,
         date=t.start,
         fields={
@@ -240,6 +252,8 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
             "drug": ibis.literal(protocol.therapy.drug),
         },
         test=t.item,
+        anchor=t.start,  # the course that started without its baseline
+        facts={"item": t.item, "course_start": t.start, "baseline_window_start": t.window_start},
     )
     ev = make_evidence(
         t,
@@ -247,7 +261,7 @@ def missing_baseline(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table,
         test=t.item,
         table="treatments",
         date=t.start,
-        item=ibis.literal(f"{protocol.therapy.drug} start of the episode"),
+        item=_phrase(protocol, protocol.phrases.evidence_episode_start),
         value=as_text(t.start),
     )
     return [(found, ev)]

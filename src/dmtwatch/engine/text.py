@@ -33,12 +33,16 @@ def number_text(value: ibis.NumericValue, significant: int = SIGNIFICANT) -> ibi
     return rounded.cast("string").re_replace(r"\.0$", "")
 
 
-def as_text(value: ibis.Value, missing: str = "not recorded") -> ibis.StringValue:
+def as_text(value: ibis.Value, missing: str | None = None) -> ibis.StringValue:
+    """A value as finding text; NULL stays NULL unless `missing` says what it reads as
+    (a template fills the protocol's `phrases.missing`)."""
     if value.type().is_floating():
-        return number_text(value).fill_null(missing)
-    if value.type().is_date():  # date arithmetic may be a timestamp inside the database
-        return value.strftime("%Y-%m-%d").fill_null(missing)
-    return value.cast("string").fill_null(missing)
+        text = number_text(value)
+    elif value.type().is_date():  # date arithmetic may be a timestamp inside the database
+        text = value.strftime("%Y-%m-%d")
+    else:
+        text = value.cast("string")
+    return text if missing is None else text.fill_null(missing)
 
 
 def _unit_key(unit: ibis.StringValue) -> ibis.StringValue:
@@ -98,8 +102,9 @@ def shown_value(t: ibis.Table, prefix: str = "") -> ibis.StringValue:
     return ibis.ifelse(same, digits, as_text(value))
 
 
-def render(template: str, fields: dict[str, ibis.Value]) -> ibis.StringValue:
-    """Fill `{name}` placeholders of a protocol template from columns."""
+def render(template: str, fields: dict[str, ibis.Value], missing: str) -> ibis.StringValue:
+    """Fill `{name}` placeholders of a protocol template from columns; a NULL column
+    reads as `missing` (the protocol's phrase, e.g. "not recorded")."""
     parts: list[ibis.StringValue] = []
     for literal, name, _spec, _conv in string.Formatter().parse(template):
         if literal:
@@ -107,5 +112,5 @@ def render(template: str, fields: dict[str, ibis.Value]) -> ibis.StringValue:
         if name is not None:
             if name not in fields:
                 raise KeyError(f"template field {{{name}}} is not provided here: {template!r}")
-            parts.append(as_text(fields[name]))
+            parts.append(as_text(fields[name], missing))
     return reduce(lambda a, b: a.concat(b), parts) if parts else ibis.literal("")

@@ -35,6 +35,7 @@ STOP_REASON_SYSTEM = own("stop-reason")  # codes: the interchange stop_reason vo
 OBSERVATION_SYSTEM = own("observation")  # codes: mri-lesions, edss, and the MRI components
 AE_CATEGORY_SYSTEM = own("ae-category")  # codes: the interchange AE category vocabulary
 FINDING_SYSTEM = own("finding")  # codes: the finding codes (MON-OVERDUE, CNS-RING, ...)
+FINDING_KEY_SYSTEM = own("finding-key")  # identifier: a finding's stable key (v1.2)
 
 # Extensions for canonical columns that R4 has no element for (profile extension, v1.1).
 AE_GRADE_EXTENSION = "urn:dmtwatch:extension:ae-grade"  # valueInteger, CTCAE grade 1-5

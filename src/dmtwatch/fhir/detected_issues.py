@@ -95,6 +95,8 @@ def detected_issue(finding: dict, refs: list[dict] | None = None) -> dict:
     issue: dict = {
         "resourceType": "DetectedIssue",
         "id": _issue_id(code, patient_id, test),
+        # the finding's stable identity (contract section 4): the same occurrence keeps it
+        "identifier": [{"system": codes.FINDING_KEY_SYSTEM, "value": finding["key"]}],
         "status": "final",
         "code": {
             "coding": [{"system": codes.FINDING_SYSTEM, "code": code, "display": finding["title"]}],

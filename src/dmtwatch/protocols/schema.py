@@ -193,6 +193,43 @@ class RiskStratification(_Rule):
     strata: list[RiskStratum] = Field(min_length=1)
 
 
+class Wording(_Strict):
+    """A finding's words where the engine writes the rule (the schedule's findings)."""
+
+    title: str
+    detail: str
+    action: str
+
+
+class ScheduleWording(_Strict):
+    overdue: Wording
+    baseline: Wording
+
+
+class Phrases(_Strict):
+    """The pieces of text the engine puts into a finding's template fields: what a
+    missing value reads as, a scan's state, a companion result's state... Kept here so
+    that no clinical English lives in engine code and a clinic overlay can reword it.
+    Each is a template over the fields named in its comment."""
+
+    missing: str  # a field with no value
+    no_window: str  # no repopulation window defined (for {repopulation})
+    none_recorded: str  # no prior drugs
+    no_rescue: str  # no rescue therapy after the scan
+    scan_missing: str  # CNS-MRI without any scan since onset
+    scan_late: str  # {scan_date} {delay} {within_days}
+    follow_up_missing: str
+    follow_up: str  # {scan_date} {count}
+    companion_not_measured: str  # {within_days}
+    companion_below: str
+    companion_above: str
+    companion_within: str
+    companion_risen: str  # {times} {baseline}
+    evidence_relapse: str  # evidence item of a relapse
+    evidence_episode_start: str  # {drug}
+    evidence_episode_end: str  # {drug}
+
+
 class Protocol(_Strict):
     id: str
     title: str
@@ -210,6 +247,8 @@ class Protocol(_Strict):
     # how a day after the last infusion reads against that window: before / inside / after
     repopulation_wording: dict[Literal["before", "inside", "after"], str] = {}
     repopulation_source: list[str] = []
+    schedule_wording: ScheduleWording | None = None  # needed with a schedule
+    phrases: Phrases
     sources: dict[str, str]
 
     @model_validator(mode="after")
@@ -248,6 +287,8 @@ class Protocol(_Strict):
             "after",
         }:
             problems.append("repopulation_wording needs before, inside and after")
+        if self.schedule and self.schedule_wording is None:
+            problems.append("a schedule needs its schedule_wording (overdue, baseline)")
         problems += [
             f"source {key!r} is cited but not defined" for key in cited if key not in self.sources
         ]

@@ -51,6 +51,8 @@ def finding_dicts(result: Findings) -> list[dict]:
             "evidence": evidence.get((f["code"], f["patient_id"], f["test"]), []),
             "source": f["source"],
             "protocol": f["protocol"],
+            "key": f["key"],
+            "facts": json.loads(f["facts"]),
         }
         if f["test"] is not None:
             item["test"] = f["test"]
@@ -79,6 +81,7 @@ CSV_COLUMNS = (
     "evidence",
     "source",
     "protocol",
+    "key",  # v1.2
 )
 
 
