@@ -11,6 +11,7 @@ import datetime as dt
 import threading
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -107,3 +108,24 @@ def _only(dataset: Dataset, patients: list[str]) -> Dataset:
             for name, t in dataset.tables.items()
         }
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "sql"),
+    [
+        (None, "NULL"),
+        (True, "TRUE"),
+        (3, "3"),
+        (0.5, "0.5"),
+        ("O'Brien", "'O''Brien'"),
+        ("'; DROP TABLE x; --", "'''; DROP TABLE x; --'"),
+        (dt.date(2016, 1, 15), "DATE '2016-01-15'"),
+    ],
+)
+def test_sql_literal_reads_back_as_the_value(value, sql) -> None:
+    """The one quoter: every value reads back as itself, quotes and all."""
+    from dmtwatch.duck import sql_literal
+
+    assert sql_literal(value) == sql
+    con = duckdb.connect()
+    assert con.execute(f"SELECT {sql_literal(value)}").fetchone()[0] == value

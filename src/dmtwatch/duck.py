@@ -14,6 +14,7 @@ another setting gets a database of its own rather than changing the shared one.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import warnings
@@ -64,3 +65,18 @@ def arrow(con: duckdb.DuckDBPyConnection, sql: str, *, rows: int) -> pa.Table:
     if rows <= SMALL_ROWS:
         return con.execute(sql).to_arrow_table()
     return con.sql(sql).to_arrow_table()
+
+
+def sql_literal(value: object) -> str:
+    """A value as a SQL literal, for the few places a value must be spelled into SQL text
+    (a DDL setting, a compiled plan's constants): NULL, TRUE/FALSE, a number, a date, or
+    a string in single quotes with its own quotes doubled. Everywhere else, parameters."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return f"DATE '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import ibis
 import ibis.expr.operations as ops
 
+from dmtwatch.duck import sql_literal
 from dmtwatch.model.tables import CANONICAL_TYPES
 
 _IBIS_TYPE = {
@@ -25,16 +26,6 @@ _IBIS_TYPE = {
 
 
 _SQL_TYPE = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE", "boolean": "BOOLEAN"}
-
-
-def _sql_literal(v: object) -> str:
-    if v is None:
-        return "NULL"
-    if isinstance(v, bool):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, int | float):
-        return repr(v)
-    return "'" + str(v).replace("'", "''") + "'"
 
 
 def input_schema(table: str) -> ibis.Schema:
@@ -91,7 +82,7 @@ class Context:
 
     def constants(self, name: str, schema: dict[str, str], rows: list[tuple]) -> ibis.Table:
         """A small table of protocol values (e.g. the schedule), as a named step."""
-        values = ", ".join("(" + ", ".join(_sql_literal(v) for v in row) + ")" for row in rows)
+        values = ", ".join("(" + ", ".join(sql_literal(v) for v in row) + ")" for row in rows)
         cols = ", ".join(f'"{c}"' for c in schema)
         casts = ", ".join(f'CAST("{c}" AS {_SQL_TYPE[t]}) AS "{c}"' for c, t in schema.items())
         sql = f"SELECT {casts} FROM (VALUES {values}) AS v({cols})"

@@ -172,25 +172,33 @@ def risk_table(ctx: Context, protocol: Protocol, rule: RiskStratification) -> ib
     ).filter(_.rn == 0)
     mon = _monitored(ctx, protocol).select("patient_id", "exposure_days")
     t = res.join(mon, "patient_id")
-    tr = ctx.tables["treatments"].filter(_.drug.isin(rule.prior_drugs or ["-"]))
-    label = tr.drug.concat(" from ").concat(as_text(tr.start_date))
-    prior = tr.group_by(p_patient=tr.patient_id).aggregate(
-        prior_drugs=label.group_concat(", ", order_by=[tr.start_date, tr.drug])
-    )
-    t = t.left_join(prior, t.patient_id == prior.p_patient).drop("p_patient")
+    if rule.prior_drugs:
+        tr = ctx.tables["treatments"].filter(_.drug.isin(rule.prior_drugs))
+        label = tr.drug.concat(" from ").concat(as_text(tr.start_date))
+        prior = tr.group_by(p_patient=tr.patient_id).aggregate(
+            prior_drugs=label.group_concat(", ", order_by=[tr.start_date, tr.drug])
+        )
+        t = t.left_join(prior, t.patient_id == prior.p_patient).drop("p_patient")
+    else:  # the table names no prior drugs: nobody has any
+        t = t.mutate(prior_drugs=ibis.null("string"))
     stratum = ibis.cases(*[(_holds(s, t), s.id) for s in rule.strata], else_=ibis.null("string"))
     t = t.mutate(stratum=stratum)
     return ctx.materialize(f"risk_{protocol.id}", t)
 
 
 def risk_strata(ctx: Context, protocol: Protocol) -> list[Pair]:
-    return [_stratum_findings(ctx, protocol, rule) for rule in protocol.risk_strata]
+    # a stratification whose strata raise nothing finds nothing
+    return [
+        _stratum_findings(ctx, protocol, rule)
+        for rule in protocol.risk_strata
+        if any(s.severity is not None for s in rule.strata)
+    ]
 
 
 def _stratum_findings(ctx: Context, protocol: Protocol, rule: RiskStratification) -> Pair:
     raised = {s.id: s for s in rule.strata if s.severity is not None}
     risk = risk_table(ctx, protocol, rule)
-    t = ctx.stage(risk.filter(risk.stratum.isin(list(raised) or ["-"])))
+    t = ctx.stage(risk.filter(risk.stratum.isin(list(raised))))
     found = make_findings(
         t,
         protocol=protocol,

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dmtwatch import duck
+from dmtwatch.duck import sql_literal
 from dmtwatch.engine import plan_cache
 from dmtwatch.engine.clinical import imaging_findings, infusion_proximity, relapse_imaging
 from dmtwatch.engine.context import Context, Step, tables_read
@@ -139,7 +140,9 @@ def run_rules(con: duckdb.DuckDBPyConnection, plan: Plan) -> None:
     have none (a query each that DuckDB would plan for nothing); for a cohort, few.
     """
     stages = sorted({r.stage for r in plan.rules})
-    probe = " UNION ALL ".join(f"SELECT '{s}' WHERE EXISTS (SELECT 1 FROM \"{s}\")" for s in stages)
+    probe = " UNION ALL ".join(
+        f'SELECT {sql_literal(s)} WHERE EXISTS (SELECT 1 FROM "{s}")' for s in stages
+    )
     with_rows = {s for (s,) in con.execute(probe).fetchall()} if stages else set()
     live = [r for r in plan.rules if r.stage in with_rows]
     for table, part in (("found", "findings"), ("evidence", "evidence")):
@@ -194,7 +197,7 @@ KEY_SQL = (
 
 def _facts_sql() -> str:
     """The JSON object of a finding's facts: the non-NULL ones, under their names."""
-    pairs = ", ".join(f"struct_pack(k := '{name}', v := to_json(f_{name}))" for name in FACTS)
+    pairs = ", ".join(f"struct_pack(k := {sql_literal(n)}, v := to_json(f_{n}))" for n in FACTS)
     return f"to_json(map_from_entries(list_filter([{pairs}], lambda x: x.v IS NOT NULL)))"
 
 
@@ -202,8 +205,8 @@ def reduce_findings(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> Findings:
     """The most severe (then latest) finding per patient and code, and the rows behind it,
     most urgent first; within a severity, clinical alarms (a possible ITP, CNS, renal)
     before schedule findings, so an alarm never sits below a page of overdue tests."""
-    rank = " ".join(f"WHEN '{s}' THEN {i}" for s, i in SEVERITY_ORDER.items())
-    per_test = ", ".join(f"'{c}'" for c in PER_TEST_CODES)
+    rank = " ".join(f"WHEN {sql_literal(s)} THEN {i}" for s, i in SEVERITY_ORDER.items())
+    per_test = ", ".join(sql_literal(c) for c in PER_TEST_CODES)
     con.execute(
         f"""
         CREATE TEMP TABLE kept AS

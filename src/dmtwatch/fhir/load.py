@@ -15,9 +15,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from dmtwatch.duck import sql_literal
 from dmtwatch.fhir.structure import ndjson_columns, presence_signature, sql_type, structure
 from dmtwatch.io.problems import Problem, element_problem
-from dmtwatch.io.validate import q
 
 BUNDLE_TYPES = ("collection", "transaction", "batch-response", "searchset")
 _BUNDLE = '{"resourceType": "VARCHAR", "type": "VARCHAR", "entry": [{"fullUrl": "VARCHAR", "resource": "JSON"}]}'
@@ -80,7 +80,7 @@ def _insert(con: duckdb.DuckDBPyConnection, src: str, full_url: str, json: str, 
     """Parse and append resources. `shape` (type and top-level elements) lets the R4
     model checks see one resource per distinct shape instead of millions of Observations."""
     con.execute(
-        f"INSERT INTO res SELECT {src}, {full_url}, from_json(js, {q(structure())}), js, "
+        f"INSERT INTO res SELECT {src}, {full_url}, from_json(js, {sql_literal(structure())}), js, "
         f"hash(js->>'$.resourceType', json_keys(js)) "
         f"FROM (SELECT *, CAST({json} AS VARCHAR) AS js FROM {frm})"
     )
@@ -90,7 +90,13 @@ def _load_ndjson(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
     if _load_observations(con, file):
         return []
     try:
-        _insert(con, q(file.name), "NULL", "json", f"read_ndjson_objects({q(str(file))})")
+        _insert(
+            con,
+            sql_literal(file.name),
+            "NULL",
+            "json",
+            f"read_ndjson_objects({sql_literal(str(file))})",
+        )
         return []
     except duckdb.Error:
         pass
@@ -117,11 +123,11 @@ def _load_observations(con: duckdb.DuckDBPyConnection, file: Path) -> bool:
     """
     if not _first_is_observation(file):
         return False
-    src = q(file.name)
+    src = sql_literal(file.name)
     try:
         con.execute(
             f"INSERT INTO res SELECT {src}, NULL, t, NULL, {presence_signature('t')} "
-            f"FROM read_ndjson({q(str(file))}, columns={ndjson_columns()}) t"
+            f"FROM read_ndjson({sql_literal(str(file))}, columns={ndjson_columns()}) t"
         )
     except duckdb.Error:
         return False
@@ -150,8 +156,8 @@ def _load_bundle(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
     size = max(file.stat().st_size + 1, 16 * 1024 * 1024)
     try:
         head = con.execute(
-            f"SELECT b.resourceType, b.type FROM (SELECT from_json(json, {q(_BUNDLE)}) b "
-            f"FROM read_json_objects({q(str(file))}, maximum_object_size={size}))"
+            f"SELECT b.resourceType, b.type FROM (SELECT from_json(json, {sql_literal(_BUNDLE)}) b "
+            f"FROM read_json_objects({sql_literal(str(file))}, maximum_object_size={size}))"
         ).fetchall()
     except duckdb.Error as e:
         return [element_problem(file.name, None, None, f"is not JSON ({str(e).splitlines()[0]})")]
@@ -169,11 +175,11 @@ def _load_bundle(con: duckdb.DuckDBPyConnection, file: Path) -> list[Problem]:
         ]
     _insert(
         con,
-        q(file.name),
+        sql_literal(file.name),
         "e.fullUrl",
         "e.resource",
-        f"(SELECT unnest(from_json(json, {q(_BUNDLE)}).entry) e "
-        f"FROM read_json_objects({q(str(file))}, maximum_object_size={size})) "
+        f"(SELECT unnest(from_json(json, {sql_literal(_BUNDLE)}).entry) e "
+        f"FROM read_json_objects({sql_literal(str(file))}, maximum_object_size={size})) "
         "WHERE e.resource IS NOT NULL",
     )
     return []

@@ -14,6 +14,7 @@ from functools import cache
 import duckdb
 import pyarrow as pa
 
+from dmtwatch.duck import sql_literal
 from dmtwatch.fhir import codes as c
 from dmtwatch.fhir.structure import (
     ADMINISTRATION_DOSAGE,
@@ -21,13 +22,12 @@ from dmtwatch.fhir.structure import (
     STATEMENT_DOSAGE,
     STATEMENT_REASON,
 )
-from dmtwatch.io.validate import q
 from dmtwatch.model.lab_catalogue import lab_catalogue
 
 
 def in_list(values: Iterable[str]) -> str:
     """A SQL list for IN: ('a', 'b')."""
-    return "(" + ", ".join(q(v) for v in values) + ")"
+    return "(" + ", ".join(sql_literal(v) for v in values) + ")"
 
 
 def _code(concept: str, system: str) -> str:
@@ -37,9 +37,9 @@ def _code(concept: str, system: str) -> str:
     """
     first = f"{concept}.coding[1]"
     return (
-        f"CASE WHEN {first}.system = {q(system)} THEN {first}.code "
+        f"CASE WHEN {first}.system = {sql_literal(system)} THEN {first}.code "
         f"WHEN len({concept}.coding) > 1 THEN "
-        f"list_filter({concept}.coding, lambda x: x.system = {q(system)})[1].code END"
+        f"list_filter({concept}.coding, lambda x: x.system = {sql_literal(system)})[1].code END"
     )
 
 
@@ -190,7 +190,8 @@ def classify(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     skipped = " ".join(
-        f"WHEN {q(t)} THEN {cond.replace('r.', '')}" for t, cond in _SKIPPED_STATUS.items()
+        f"WHEN {sql_literal(t)} THEN {cond.replace('r.', '')}"
+        for t, cond in _SKIPPED_STATUS.items()
     )
     con.execute(
         f"""
@@ -203,13 +204,13 @@ def classify(con: duckdb.DuckDBPyConnection) -> None:
             WHEN 'Patient' THEN 'patients'
             WHEN 'Condition' THEN CASE
               WHEN snomed IN {in_list([c.MS_CONDITION, *c.MS_SUBTYPES])} OR ms_own IS NOT NULL THEN 'ms'
-              WHEN snomed = {q(c.RELAPSE_CONDITION)} OR event_own = 'relapse' THEN 'relapses' END
+              WHEN snomed = {sql_literal(c.RELAPSE_CONDITION)} OR event_own = 'relapse' THEN 'relapses' END
             WHEN 'MedicationAdministration' THEN CASE WHEN drug IS NOT NULL THEN 'treatments' END
             WHEN 'MedicationStatement' THEN CASE WHEN drug IS NOT NULL THEN 'treatments' END
             WHEN 'Procedure' THEN CASE WHEN drug IS NOT NULL THEN 'treatments' END
             WHEN 'Observation' THEN CASE
-              WHEN observation = {q(c.MRI_CODE)} THEN 'mri'
-              WHEN observation = {q(c.EDSS_CODE)} THEN 'edss'
+              WHEN observation = {sql_literal(c.MRI_CODE)} THEN 'mri'
+              WHEN observation = {sql_literal(c.EDSS_CODE)} THEN 'edss'
               WHEN lab IS NOT NULL THEN 'labs' END
             WHEN 'AdverseEvent' THEN 'adverse_events'
           END AS target
@@ -261,8 +262,10 @@ def classify(con: duckdb.DuckDBPyConnection) -> None:
 
 def table_queries() -> dict[str, str]:
     """SQL per canonical table: its CSV columns as text, `_row` (= n) and `ref`."""
-    dosage_admin = f"from_json(r.dosage, {q(ADMINISTRATION_DOSAGE)}).dose"
-    dosage_stmt = f"from_json(r.dosage, {q(STATEMENT_DOSAGE)})[1].doseAndRate[1].doseQuantity"
+    dosage_admin = f"from_json(r.dosage, {sql_literal(ADMINISTRATION_DOSAGE)}).dose"
+    dosage_stmt = (
+        f"from_json(r.dosage, {sql_literal(STATEMENT_DOSAGE)})[1].doseAndRate[1].doseQuantity"
+    )
     dose = (
         f"CASE rtype WHEN 'MedicationAdministration' THEN {dosage_admin} "
         f"WHEN 'MedicationStatement' THEN {dosage_stmt} END"
@@ -270,10 +273,12 @@ def table_queries() -> dict[str, str]:
     # a list of concepts in MedicationStatement, one concept in Procedure
     reasons = (
         f"CASE rtype WHEN 'MedicationStatement' THEN flatten(list_transform("
-        f"from_json(r.statusReason, {q(STATEMENT_REASON)}), lambda x: x.coding)) "
-        f"WHEN 'Procedure' THEN from_json(r.statusReason, {q(CONCEPT)}).coding END"
+        f"from_json(r.statusReason, {sql_literal(STATEMENT_REASON)}), lambda x: x.coding)) "
+        f"WHEN 'Procedure' THEN from_json(r.statusReason, {sql_literal(CONCEPT)}).coding END"
     )
-    stop_reason = f"list_filter({reasons}, lambda x: x.system = {q(c.STOP_REASON_SYSTEM)})[1].code"
+    stop_reason = (
+        f"list_filter({reasons}, lambda x: x.system = {sql_literal(c.STOP_REASON_SYSTEM)})[1].code"
+    )
     start = "coalesce(r.effectivePeriod.start, r.effectiveDateTime, r.performedPeriod.start, r.performedDateTime)"
     end = 'CASE WHEN r.effectivePeriod IS NOT NULL OR r.performedPeriod IS NOT NULL THEN coalesce(r.effectivePeriod."end", r.performedPeriod."end") ELSE coalesce(r.effectiveDateTime, r.performedDateTime) END'
     onset = "coalesce(r.onsetDateTime, r.onsetPeriod.start)"
@@ -281,7 +286,7 @@ def table_queries() -> dict[str, str]:
     confirmed = (
         f"CASE WHEN {verification} IS NULL THEN '' "
         + " ".join(
-            f"WHEN {verification} = {q(k)} THEN {q(str(v).lower())}"
+            f"WHEN {verification} = {sql_literal(k)} THEN {sql_literal(str(v).lower())}"
             for k, v in c.VERIFICATION_TO_CONFIRMED.items()
         )
         + f" ELSE {verification} END"
@@ -291,16 +296,16 @@ def table_queries() -> dict[str, str]:
     def component(name: str, value: str) -> str:
         pick = (
             f"list_filter(r.component, lambda x: len(list_filter(x.code.coding, lambda y: "
-            f"y.system = {q(c.OBSERVATION_SYSTEM)} AND y.code = {q(name)})) > 0)[1]"
+            f"y.system = {sql_literal(c.OBSERVATION_SYSTEM)} AND y.code = {sql_literal(name)})) > 0)[1]"
         )
         return _text(value.format(x=pick))
 
     body_site = _code("r.bodySite", c.SNOMED)
-    outcome = _code(f"from_json(r.outcome, {q(CONCEPT)})", c.AE_OUTCOME)
+    outcome = _code(f"from_json(r.outcome, {sql_literal(CONCEPT)})", c.AE_OUTCOME)
     seriousness = _code("r.seriousness", c.AE_SERIOUSNESS)
 
     def extension(url: str, value: str) -> str:
-        return _text(f"list_filter(r.extension, lambda x: x.url = {q(url)})[1].{value}")
+        return _text(f"list_filter(r.extension, lambda x: x.url = {sql_literal(url)})[1].{value}")
 
     common = "n AS _row, ref, coalesce(patient_id, '') AS patient_id"
     return {
@@ -354,7 +359,7 @@ def table_queries() -> dict[str, str]:
             FROM usable WHERE target = 'edss'""",
         "adverse_events": f"""
             SELECT {common}, {_date("r.date")} AS onset_date,
-                   {_text("coalesce(r.event.text, list_filter(r.event.coding, lambda x: x.system IS DISTINCT FROM " + q(c.AE_CATEGORY_SYSTEM) + ")[1].display)")} AS term,
+                   {_text("coalesce(r.event.text, list_filter(r.event.coding, lambda x: x.system IS DISTINCT FROM " + sql_literal(c.AE_CATEGORY_SYSTEM) + ")[1].display)")} AS term,
                    coalesce({_code("r.event", c.AE_CATEGORY_SYSTEM)}, 'other') AS category,
                    CASE {seriousness} WHEN 'serious' THEN 'true' WHEN 'non-serious' THEN 'false'
                      ELSE coalesce({seriousness}, '') END AS serious,

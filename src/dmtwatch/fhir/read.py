@@ -19,6 +19,7 @@ import orjson
 import pyarrow as pa
 
 from dmtwatch import duck
+from dmtwatch.duck import sql_literal
 from dmtwatch.fhir import r4_models
 from dmtwatch.fhir.codes import COURSE_DRUG
 from dmtwatch.fhir.load import load_files, load_resources
@@ -246,7 +247,7 @@ def _courses(sql: str) -> str:
     A new course starts when an administration begins more than a day after the end of
     every earlier one. Refs are kept as a list: each source resource stays traceable.
     """
-    drug = f"'{COURSE_DRUG}'"
+    drug = sql_literal(COURSE_DRUG)
     return f"""
         WITH t AS (SELECT *, try_cast(start_date AS DATE) AS s,
                           coalesce(try_cast(end_date AS DATE), try_cast(start_date AS DATE)) AS e,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from dmtwatch.duck import sql_literal
+
 _T = "VARCHAR"
 _CODINGS = [{"system": _T, "code": _T, "display": _T}]
 _CONCEPT = {"coding": _CODINGS, "text": _T}
@@ -88,7 +90,8 @@ def sql_type(node: object = RESOURCE) -> str:
 
 def ndjson_columns() -> str:
     """The `columns` argument of DuckDB's read_ndjson: the typed fast path for NDJSON."""
-    return "{" + ", ".join(f"'{k}': '{sql_type(v)}'" for k, v in RESOURCE.items()) + "}"
+    pairs = (f"{sql_literal(k)}: {sql_literal(sql_type(v))}" for k, v in RESOURCE.items())
+    return "{" + ", ".join(pairs) + "}"
 
 
 def presence_signature(alias: str) -> str:

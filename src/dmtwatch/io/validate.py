@@ -14,6 +14,7 @@ from functools import cache
 import pyarrow as pa
 
 from dmtwatch import duck
+from dmtwatch.duck import sql_literal
 from dmtwatch.io.problems import InputRejected, Problem
 from dmtwatch.io.tabular import MAX_FIELD, ROW, RawTable
 from dmtwatch.model.dataset import Dataset, arrow_schema
@@ -43,13 +44,8 @@ _TRUE = ("true", "t", "yes", "y", "1")
 _FALSE = ("false", "f", "no", "n", "0")
 
 
-def q(text: str) -> str:
-    """A SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _list(values: tuple[str, ...] | list[str]) -> str:
-    return "[" + ", ".join(q(v) for v in values) + "]"
+    return "[" + ", ".join(sql_literal(v) for v in values) + "]"
 
 
 def _fmt(x: float) -> str:
@@ -85,7 +81,7 @@ def compile_column(col: Column, v: str, p: str) -> tuple[str, str]:
         rules.append((f"year({p}) NOT BETWEEN {YEARS[0]} AND {YEARS[1]}", _YEARS_REASON))
     elif col.kind == "partial_date":
         full = f"{v} || CASE length({v}) WHEN 4 THEN '-01-01' WHEN 7 THEN '-01' ELSE '' END"
-        ok = f"regexp_matches({v}, {q(_PARTIAL_RE)}) AND try_cast({full} AS DATE) IS NOT NULL"
+        ok = f"regexp_matches({v}, {sql_literal(_PARTIAL_RE)}) AND try_cast({full} AS DATE) IS NOT NULL"
         parsed = f"CASE WHEN {ok} THEN {v} END"
         rules.append((f"{present} AND {p} IS NULL", "is not a date (YYYY-MM-DD, YYYY-MM or YYYY)"))
         rules.append(
@@ -131,7 +127,7 @@ def compile_column(col: Column, v: str, p: str) -> tuple[str, str]:
 def _reason(rules: list[tuple[str, str]]) -> str:
     if not rules:
         return "CAST(NULL AS VARCHAR)"
-    return "CASE " + " ".join(f"WHEN {c} THEN {q(r)}" for c, r in rules) + " END"
+    return "CASE " + " ".join(f"WHEN {c} THEN {sql_literal(r)}" for c, r in rules) + " END"
 
 
 @cache
@@ -192,7 +188,7 @@ class _Validator:
             for col in table.columns:
                 text = self.text(table.name, col.name)
                 if col.default is not None:
-                    text = f"coalesce(nullif({text}, ''), {q(col.default)})"
+                    text = f"coalesce(nullif({text}, ''), {sql_literal(col.default)})"
                 texts[col.name] = text
                 parsed[col.name], reasons[col.name] = compile_column(
                     col, f'"t_{col.name}"', f'"p_{col.name}"'
@@ -234,7 +230,7 @@ class _Validator:
         )
         date = compile_column(Column("date", "date", required=True), '"t_date"', '"p_date"')
         answers = " ".join(
-            f"WHEN {q(name)} THEN ({_list(t.qualitative)})"
+            f"WHEN {sql_literal(name)} THEN ({_list(t.qualitative)})"
             f'[list_position({_list(t.qualitative)}, lower("t_value"))]'
             for name, t in lab_catalogue().tests.items()
             if t.qualitative
@@ -322,11 +318,11 @@ class _Validator:
         if not columns:
             return
         union = " UNION ALL ".join(
-            f'SELECT {ROW}, {q(c)} AS col, "_err_{c}" AS reason '
+            f'SELECT {ROW}, {sql_literal(c)} AS col, "_err_{c}" AS reason '
             f'FROM chk_{table.name} WHERE "_err_{c}" IS NOT NULL'
             for c in columns
         )
-        raw_text = " ".join(f"WHEN {q(c)} THEN {text}" for c, text in columns.items())
+        raw_text = " ".join(f"WHEN {sql_literal(c)} THEN {text}" for c, text in columns.items())
         self._add(
             f"SELECT e.{ROW}, e.col, CASE e.col {raw_text} END, e.reason FROM ({union}) e "
             f"JOIN raw_{table.name} r USING ({ROW})",
@@ -341,7 +337,7 @@ class _Validator:
         """
         self.pending.append(
             f"SELECT CAST(p1 AS BIGINT) AS row, CAST(p2 AS VARCHAR) AS col, "
-            f"CAST(p3 AS VARCHAR) AS val, CAST(p4 AS VARCHAR) AS reason, {q(level)} AS level "
+            f"CAST(p3 AS VARCHAR) AS val, CAST(p4 AS VARCHAR) AS reason, {sql_literal(level)} AS level "
             f"FROM ({sql}) AS _p(p1, p2, p3, p4)"
         )
 

@@ -60,6 +60,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dmtwatch.duck import sql_literal
 from dmtwatch.io.problems import Problem
 from dmtwatch.pv.drug_names import (
     DrugMapError,
@@ -585,7 +586,7 @@ def _connect(stack: ExitStack) -> duckdb.DuckDBPyConnection:
     spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="dmtwatch-faers-"))
     con = duckdb.connect()
     stack.callback(con.close)
-    con.execute(f"SET temp_directory = '{spill}'")
+    con.execute(f"SET temp_directory = {sql_literal(spill)}")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET enable_progress_bar = false")
     con.execute(
