@@ -138,6 +138,34 @@ class ProtocolSet:
             )
         return line + "."
 
+    def methods_entry(self) -> dict[str, str]:
+        """The audit's Methods line: what was in force and every local change."""
+        return {"term": "Protocols in force", "definition": self.summary()}
+
+    def listing(self) -> list[dict[str, Any]]:
+        """Each protocol in force: its file and every value an overlay changed."""
+        return [
+            {
+                "id": p.id,
+                "title": p.title,
+                "version": p.version,
+                "drug": p.therapy.drug,
+                "file": display_file(self.file_of(p.id)),
+                "changes": [
+                    {
+                        "path": c.path,
+                        "shipped": c.shipped,
+                        "value": c.value,
+                        "overlay": c.file,
+                        "note": c.note,
+                    }
+                    for c in self.changes
+                    if c.protocol == p.id
+                ],
+            }
+            for p in self.protocols
+        ]
+
     @classmethod
     def shipped(cls) -> ProtocolSet:
         return cls.load(())
@@ -151,10 +179,8 @@ class ProtocolSet:
             h.update(len(label).to_bytes(4, "big") + label.encode())
             h.update(len(data).to_bytes(8, "big") + data)
         digest = h.hexdigest()
-        if problems:
-            raise ProtocolError(problems)
-        if digest not in _LOADED:
-            _LOADED[digest] = _build(inputs, digest)
+        if problems or digest not in _LOADED:  # every problem of every file, at once
+            _LOADED[digest] = _build(inputs, digest, problems)
         return _LOADED[digest]
 
 
@@ -163,6 +189,13 @@ _LOADED: dict[str, ProtocolSet] = {}
 
 def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
+
+
+def display_file(label: str) -> str:
+    """Where a protocol was read from: a clinic file's path, or the installed shipped one."""
+    if label.startswith("shipped:"):
+        return str(files("dmtwatch.protocols").joinpath(label.removeprefix("shipped:")))
+    return label
 
 
 def shipped_names() -> list[str]:
@@ -198,8 +231,10 @@ def _inputs(dirs: Sequence[Path | str]) -> tuple[list[tuple[str, bytes]], list[F
     return out, problems
 
 
-def _build(inputs: list[tuple[str, bytes]], digest: str) -> ProtocolSet:
-    problems: list[FileProblem] = []
+def _build(
+    inputs: list[tuple[str, bytes]], digest: str, problems: list[FileProblem]
+) -> ProtocolSet:
+    problems = list(problems)
     raw_protocols: list[tuple[str, dict]] = []
     overlays: list[tuple[str, dict]] = []
     for label, data in inputs:
@@ -244,7 +279,8 @@ def _build(inputs: list[tuple[str, bytes]], digest: str) -> ProtocolSet:
     changes: list[Change] = []
     changed: dict[str, list[str]] = {}  # protocol id -> overlay files
     merged: dict[str, dict] = {}
-    set_by: dict[tuple[str, tuple], tuple[str, str]] = {}  # (id, location) -> (file, path)
+    # (protocol id, location in it) -> (overlay file, path, "changes[n]")
+    set_by: dict[tuple[str, tuple], tuple[str, str, str]] = {}
     for label, doc in overlays:
         target, items, more = _overlay_shape(label, doc, protocols)
         problems += more
@@ -274,30 +310,34 @@ def _build(inputs: list[tuple[str, bytes]], digest: str) -> ProtocolSet:
             if bad:
                 problems.append(FileProblem(label, f"{where}.value", f"{path}: {bad}"))
                 continue
-            set_by[(target, loc)] = (label, path)
+            set_by[(target, loc)] = (label, path, where)
             parent[key] = item["value"]
-            _cite_local_policy(tree, loc)
-            changes.append(Change(target, path, old, item["value"], label, item["note"]))
+            change = Change(target, path, old, item["value"], label, item["note"].strip())
+            changes.append(change)
+            n_local = sum(c.protocol == target for c in changes)
+            cite = f"{LOCAL_POLICY}-{n_local}"  # one key per change: a finding cites its own
+            _cite_local_policy(tree, loc, cite)
+            tree["sources"][cite] = (
+                f"Local policy of this clinic ({label}): {path} {_show(old)} -> "
+                f"{_show(change.value)}. {change.note}"
+            )
             changed.setdefault(target, [])
             if label not in changed[target]:
                 changed[target].append(label)
     for pid, tree in merged.items():
-        notes = "; ".join(f"{c.path}: {c.note}" for c in changes if c.protocol == pid)
-        if not notes:
+        if pid not in changed:
             continue
-        tree["sources"][LOCAL_POLICY] = (
-            f"Local policy of this clinic ({', '.join(changed[pid])}): {notes}"
-        )
         try:
             protocol = Protocol.model_validate(tree)
         except ValidationError as e:
-            locs = {loc: f for (i, loc), (f, _p) in set_by.items() if i == pid}
+            locs = {loc: v for (i, loc), v in set_by.items() if i == pid}
             problems += _validation_problems(", ".join(changed[pid]), e, locs)
             continue
         label, doc, _ = protocols[pid]
         protocols[pid] = (label, doc, protocol)
     if problems:
-        raise ProtocolError(problems)
+        files_in_order = list(dict.fromkeys(p.file for p in problems))
+        raise ProtocolError(sorted(problems, key=lambda p: files_in_order.index(p.file)))
     ordered = sorted(protocols.values(), key=lambda t: t[2].id)
     return ProtocolSet(
         tuple(p for _, _, p in ordered),
@@ -513,8 +553,8 @@ def _type_problem(old: Any, new: Any) -> str | None:
     return None
 
 
-def _cite_local_policy(tree: dict, loc: tuple) -> None:
-    """Add LOCAL-POLICY to the `source` list of the item holding the changed value (the
+def _cite_local_policy(tree: dict, loc: tuple, cite: str) -> None:
+    """Cite the change in the `source` list of the item holding the changed value (the
     rule, schedule item or therapy; the repopulation window's own list)."""
     node: Any = tree
     holder = None
@@ -523,11 +563,9 @@ def _cite_local_policy(tree: dict, loc: tuple) -> None:
         if isinstance(node, dict) and isinstance(node.get("source"), list):
             holder = node
     if holder is None and str(loc[0]).startswith("repopulation"):
-        holder = {"source": tree["repopulation_source"]}
-        if LOCAL_POLICY not in holder["source"]:
-            tree["repopulation_source"] = [*holder["source"], LOCAL_POLICY]
-    elif holder is not None and LOCAL_POLICY not in holder["source"]:
-        holder["source"] = [*holder["source"], LOCAL_POLICY]
+        tree["repopulation_source"] = [*tree["repopulation_source"], cite]
+    elif holder is not None:
+        holder["source"] = [*holder["source"], cite]
 
 
 def _loc_text(loc: tuple) -> str:
@@ -535,17 +573,21 @@ def _loc_text(loc: tuple) -> str:
 
 
 def _validation_problems(
-    label: str, e: ValidationError, locs: dict[tuple, str]
+    label: str, e: ValidationError, locs: dict[tuple, tuple[str, str, str]]
 ) -> list[FileProblem]:
+    """Pydantic's errors, each naming its file and key path: an error at (or inside) a
+    value an overlay changed names the overlay, its change and the path it gave."""
     out = []
     for err in e.errors():
         loc = tuple(err["loc"])
-        file = label
-        for changed, f in locs.items():  # an error at (or inside) a changed value: its overlay
-            if loc[: len(changed)] == changed:
-                file = f
         msg = err["msg"].removeprefix("Value error, ")
-        out.append(FileProblem(file, _loc_text(loc), msg))
+        where = None
+        for changed, (file, path, change) in locs.items():
+            if loc[: len(changed)] == changed:
+                inner = _loc_text(loc[len(changed) :])
+                text = f"{path}{'.' + inner if inner else ''}: {msg}"
+                where = FileProblem(file, f"{change}.value", text)
+        out.append(where or FileProblem(label, _loc_text(loc), msg))
     return out
 
 
@@ -609,6 +651,11 @@ def protocol_set(dirs: Sequence[Path | str] = (), config: Path | str | None = No
 def in_force() -> ProtocolSet:
     """The set activated by the command line (`activate`), else the configured default."""
     return _ACTIVE if _ACTIVE is not None else protocol_set()
+
+
+def active() -> ProtocolSet | None:
+    """The set the command line activated, if any."""
+    return _ACTIVE
 
 
 def activate(pset: ProtocolSet | None) -> None:
