@@ -318,3 +318,59 @@ def test_the_worklist_header_and_audit_methods_name_the_overlays(tmp_path) -> No
         line = methods(AuditOptions(), AS_OF.isoformat())[0]
     assert line["term"] == "Protocols in force"
     assert "grading[test=lymphocytes].grades.4.below 0.2 -> 0.25" in line["definition"]
+
+
+def test_an_overlay_may_change_a_clinic_protocol(tmp_path) -> None:
+    folder = tmp_path / "local"
+    folder.mkdir()
+    (folder / "ocrelizumab.yaml").write_bytes((EXAMPLE / "ocrelizumab.yaml").read_bytes())
+    overlay(folder, change("schedule[id=cbc].interval_days", 92), target="ocrelizumab")
+    pset = ProtocolSet.load([folder])
+    assert pset.get("ocrelizumab").schedule[0].interval_days == 92
+    assert [(c.protocol, c.shipped, c.value) for c in pset.changes] == [("ocrelizumab", 183, 92)]
+    with pytest.raises(ProtocolError, match=r"changes\[0\].path: therapy.drug: 'drug' cannot"):
+        ProtocolSet.load([overlay(folder, change("therapy.drug", "rituximab"), name="z.yaml")])
+
+
+def test_serve_and_docs_take_the_clinic_folders(tmp_path) -> None:
+    bad = overlay(tmp_path / "bad", change("schedule[id=tsh].interval_days", 61, note=""))
+    result = CliRunner().invoke(app, ["serve", "--protocols", str(bad)])
+    assert result.exit_code == 2 and "changes[0].note" in result.output  # before listening
+    out = tmp_path / "pages"
+    args = ["docs", "--out", str(out), "--vignettes", "", "--protocols", str(EXAMPLE)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = (out / "LOCAL-OCR-NEUTROPENIA.md").read_text()
+    assert "ocrelizumab.yaml" in page and "Neutrophil count decreased" in page
+    lympho = (out / "LAB-LYMPHOPENIA.md").read_text()
+    assert "| 4 | value < 0.25 | high |" in lympho and "MS nurse line" in lympho
+
+
+def test_audit_methods_name_the_overlays(tmp_path) -> None:
+    data = Path(__file__).parent / "vignettes" / "ring_relapse_rescued"
+    args = ["audit", "--data", str(data), "--as-of", "2016-06-01", "--format", "json"]
+    result = CliRunner().invoke(app, [*args, "--out", "-", "--protocols", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    methods = json.loads(result.output)["methods"]
+    assert methods[0]["term"] == "Protocols in force"
+    assert "schedule[id=tsh].interval_days 92 -> 61" in methods[0]["definition"]
+
+
+def test_overlapping_changes_and_bad_entries_are_each_named(tmp_path) -> None:
+    folder = overlay(
+        tmp_path / "local",
+        change("grading[test=lymphocytes].severity", {1: "info", 2: "info", 3: "high", 4: "high"}),
+        "not a change",
+        change("grading[test=lymphocytes].severity.3", "urgent"),
+        change("schedule[id=nope].grace_days", 3, source=None),
+    )
+    with pytest.raises(ProtocolError) as e:
+        ProtocolSet.load([folder])
+    text = str(e.value)
+    assert "changes[1]: a change is a mapping" in text
+    assert "changes[2].path: grading[test=lymphocytes].severity.3: also changed by" in text
+    assert "changes[3].source: every change must cite" in text
+    assert (
+        "changes[3].path: schedule[id=nope].grace_days: no item of 'schedule' has id=nope" in text
+    )
+    assert len(e.value.problems) == 4

@@ -42,9 +42,9 @@ CONFIG_FILE = "dmtwatch.toml"
 CONFIG_ENV = "DMTWATCH_CONFIG"
 # Files of the protocols package that are not protocols.
 CRITERIA_FILES = ("ctcae.yaml",)
-# What an overlay may not change: a protocol's identity, rule codes, the CTCAE term a
-# rule grades by (change its grades instead), and citations (LOCAL-POLICY is added).
-_FIXED = {"id", "code", "ctcae", "sources", "source"}
+# What an overlay may not change: a protocol's identity and drug, rule codes, the CTCAE
+# term a rule grades by (change its grades instead), and citations (LOCAL-POLICY is added).
+_FIXED = {"id", "drug", "code", "ctcae", "sources", "source"}
 
 
 @dataclass(frozen=True)
@@ -287,21 +287,28 @@ def _build(
         if target is None:
             continue
         tree = merged.setdefault(target, protocols[target][2].model_dump())
-        for n, item in enumerate(items):
-            if item is None:  # refused above; its path is still checked if it is text
-                continue
+        for n, (item, ok) in enumerate(items):
             where = f"changes[{n}]"
-            path = item["path"]
-            try:
+            path = item.get("path")
+            if not isinstance(path, str):
+                continue
+            try:  # a refused change's path is checked too: every problem at once
                 parent, key, loc = _locate(tree, path)
             except _PathError as e:
                 problems.append(FileProblem(label, f"{where}.path", f"{path}: {e}"))
                 continue
-            if (target, loc) in set_by:
-                first = set_by[(target, loc)]
+            if not ok:
+                continue
+            overlap = next(
+                (v for (i, other), v in set_by.items() if i == target and _overlaps(loc, other)),
+                None,
+            )
+            if overlap is not None:
                 problems.append(
                     FileProblem(
-                        label, f"{where}.path", f"{path}: also changed by {first[0]} ({first[1]})"
+                        label,
+                        f"{where}.path",
+                        f"{path}: also changed by {overlap[0]} ({overlap[1]})",
                     )
                 )
                 continue
@@ -370,7 +377,7 @@ def _copied_grades(label: str, doc: dict) -> list[FileProblem]:
 
 def _overlay_shape(
     label: str, doc: dict, protocols: dict
-) -> tuple[str | None, list[dict | None], list[FileProblem]]:
+) -> tuple[str | None, list[tuple[dict, bool]], list[FileProblem]]:
     problems = []
     unknown = sorted(set(doc) - {"overlay", "changes"})
     if unknown:
@@ -400,6 +407,7 @@ def _overlay_shape(
             problems.append(
                 FileProblem(label, where, "a change is a mapping: path, value, source, note")
             )
+            items.append(({}, False))  # keeps the numbering of the changes after it
             continue
         extra = sorted(set(item) - {"path", "value", "source", "note"})
         if extra:
@@ -435,8 +443,14 @@ def _overlay_shape(
                 )
             )
         problems += wrong
-        items.append(item if not wrong else None)
+        items.append((item, not wrong))
     return target, items, problems
+
+
+def _overlaps(a: tuple, b: tuple) -> bool:
+    """One location is the other or inside it (a value and a key of that value)."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
 
 
 class _PathError(Exception):
