@@ -11,6 +11,7 @@ import pytest
 from dmtwatch.engine import plan_cache
 from dmtwatch.engine.run import RULE_KINDS, _plan_for, compile_plan, run_check
 from dmtwatch.io import read_clinic
+from dmtwatch.protocols import ProtocolSet
 from dmtwatch.protocols.schema import load_protocols, protocol_names
 
 VIGNETTE = Path(__file__).parent / "vignettes" / "ring_relapse_rescued"
@@ -18,7 +19,7 @@ VIGNETTE = Path(__file__).parent / "vignettes" / "ring_relapse_rescued"
 
 def test_cached_plan_gives_the_same_findings_as_a_fresh_compile(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("DMTWATCH_CACHE_DIR", str(tmp_path))
-    ids = tuple(protocol_names())
+    ids = ProtocolSet.shipped()
     key = plan_cache.plan_key(ids, tuple(k.__name__ for k in RULE_KINDS))
     assert plan_cache.read(key) is None
     _plan_for.cache_clear()
@@ -37,9 +38,11 @@ def test_cached_plan_gives_the_same_findings_as_a_fresh_compile(monkeypatch, tmp
 
 def test_plan_key_changes_with_the_protocols_and_the_rules() -> None:
     kinds = tuple(k.__name__ for k in RULE_KINDS)
-    one = plan_cache.plan_key(("alemtuzumab",), kinds)
-    assert one != plan_cache.plan_key(("alemtuzumab", "natalizumab"), kinds)
-    assert one != plan_cache.plan_key(("alemtuzumab",), kinds[:2])
+    shipped = ProtocolSet.shipped()
+    one = plan_cache.plan_key(shipped.select(["alemtuzumab"]), kinds)
+    assert one != plan_cache.plan_key(shipped, kinds)
+    assert one != plan_cache.plan_key(shipped.select(["alemtuzumab"]), kinds[:2])
+    assert one == plan_cache.plan_key(ProtocolSet.shipped().select(["alemtuzumab"]), kinds)
 
 
 def test_unwritable_cache_is_not_fatal(monkeypatch, tmp_path) -> None:
@@ -124,7 +127,7 @@ def test_one_patients_record_needs_only_their_therapys_steps(synthetic) -> None:
     from dmtwatch.engine.run import needed_for
     from dmtwatch.model.dataset import Dataset
 
-    plan = _plan_for(tuple(protocol_names()))
+    plan = _plan_for(ProtocolSet.shipped())
     treatments = synthetic["treatments"]
     treatments = treatments.filter(pc.equal(treatments["drug"], "alemtuzumab"))
     only = needed_for(plan, Dataset({"treatments": treatments}))

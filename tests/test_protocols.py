@@ -85,3 +85,51 @@ def test_docs_show_the_protocol_numbers() -> None:
     window = load_protocol("alemtuzumab").relapse_imaging[0].within_days
     assert f"| within_days | {window} |" in page
     assert "Haghikia" in page
+
+
+def test_grading_reads_the_shared_ctcae_table() -> None:
+    from dmtwatch.protocols.ctcae import ctcae_table, ctcae_terms
+
+    table = ctcae_table()
+    assert table.version == "5.0" and table.source_key == "CTCAE-5"
+    alem = load_protocol("alemtuzumab")
+    assert all(r.ctcae for r in alem.grading), "no protocol copies CTCAE thresholds"
+    for rule in alem.grading:
+        term = ctcae_terms()[rule.ctcae]
+        assert (rule.term, rule.test, rule.direction) == (term.term, term.test, term.direction)
+        assert rule.grades == term.grades
+    assert alem.sources["CTCAE-5"] == table.source
+    lympho = next(r for r in alem.grading if r.test == "lymphocytes")
+    assert lympho.grades[1].below_lln == 1.0 and lympho.grades[4].below == 0.2
+    raw = yaml.safe_load((ROOT / "src/dmtwatch/protocols/alemtuzumab.yaml").read_text())
+    assert not any("grades" in g for g in raw["grading"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda g: g.update(ctcae="Lymphocyte count fell"),
+            "unknown CTCAE term 'Lymphocyte count fell'",
+        ),
+        (lambda g: g.update(test="platelets"), "grades test 'lymphocytes', not 'platelets'"),
+        (lambda g: g.update(direction="high"), "direction 'high' differs from CTCAE's 'low'"),
+    ],
+)
+def test_a_bad_ctcae_reference_is_refused(change, message) -> None:
+    data = _raw("alemtuzumab")
+    change(data["grading"][0])
+    with pytest.raises(ValidationError, match=message):
+        Protocol.model_validate(data)
+
+
+def test_the_ctcae_table_is_checked() -> None:
+    from dmtwatch.protocols.ctcae import CriteriaTable
+
+    raw = yaml.safe_load((ROOT / "src/dmtwatch/protocols/ctcae.yaml").read_text())
+    raw["rows"][1]["unit"] = "cells/uL"
+    raw["rows"].append(dict(raw["rows"][0]))
+    with pytest.raises(ValidationError) as e:
+        CriteriaTable.model_validate(raw)
+    assert "not the canonical unit of lymphocytes" in str(e.value)
+    assert "Lymphocyte count decreased: grade 1 is given twice" in str(e.value)

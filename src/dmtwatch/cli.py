@@ -51,6 +51,40 @@ DbOpt = Annotated[
     str | None,
     typer.Option("--db", help="SQLAlchemy URL, e.g. sqlite:///clinic.db or postgresql://..."),
 ]
+ProtocolsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--protocols",
+        metavar="DIR",
+        help="A folder of the clinic's own protocol files and overlays (repeatable); "
+        "added to the config file's [protocols] dirs.",
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        help="Settings file ([protocols] dirs); default $DMTWATCH_CONFIG, else ./dmtwatch.toml.",
+    ),
+]
+
+
+def _protocols_in_force(ctx: typer.Context, dirs: list[Path] | None, config: Path | None):
+    """The protocol set (shipped, the clinic's own, overlays), in force for this command;
+    refused files exit 2 with every problem (file, key path, why)."""
+    from dmtwatch.protocols import ProtocolError, activate, active, protocol_set
+
+    try:
+        pset = protocol_set(dirs or (), config)
+    except ProtocolError as e:
+        for problem in e.problems:
+            err.print(f"error: {problem}", markup=False)
+        raise typer.Exit(2) from None
+    before = active()
+    activate(pset)  # the audit and CDS cards read the protocols in force
+    ctx.call_on_close(lambda: activate(before))  # in-process callers (tests) get it back
+    return pset
 
 
 class CheckFormat(StrEnum):
@@ -180,6 +214,7 @@ def import_(
 
 @app.command()
 def check(
+    ctx: typer.Context,
     data: DataOpt = None,
     db: DbOpt = None,
     fhir: FhirOpt = None,
@@ -193,19 +228,25 @@ def check(
         bool, typer.Option("--summary", help="Also print one line per code.")
     ] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Table rows to show.")] = None,
+    protocols: ProtocolsOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Run the monitoring protocols over the whole cohort: the worklist, most urgent first."""
     from dmtwatch.engine.run import run_check
     from dmtwatch.render import worklist
 
     day = _date(as_of)
+    pset = _protocols_in_force(ctx, protocols, config)
     loaded = _load(data, db, fhir, fhir_url)
-    result = run_check(loaded.dataset, day)
+    result = run_check(loaded.dataset, day, pset)
     if format is CheckFormat.table:
         if out_path:
             with _output(out_path) as f:
-                worklist.print_table(result, Console(file=f, width=200, soft_wrap=True), limit)
+                console = Console(file=f, width=200, soft_wrap=True)
+                worklist.print_header(pset, console)
+                worklist.print_table(result, console, limit)
         else:
+            worklist.print_header(pset, out)
             worklist.print_table(result, out, limit)
     elif format is CheckFormat.csv:
         if out_path:
@@ -236,6 +277,7 @@ class AuditFormat(StrEnum):
 
 @app.command()
 def audit(
+    ctx: typer.Context,
     data: DataOpt = None,
     db: DbOpt = None,
     fhir: FhirOpt = None,
@@ -254,6 +296,8 @@ def audit(
     where: Annotated[
         list[str] | None, typer.Option("--where", help="Subgroup, e.g. switch_reason=inefficacy.")
     ] = None,
+    protocols: ProtocolsOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """The outcomes audit of the alemtuzumab cohort: HTML or PDF report, or JSON."""
     import json
@@ -275,6 +319,7 @@ def audit(
         where=subgroup,
     )
     day = _date(as_of)
+    _protocols_in_force(ctx, protocols, config)
     try:
         result = run_audit(_load(data, db, fhir, fhir_url).dataset, day, options)
     except ValueError as e:
@@ -493,10 +538,14 @@ def synth(
 
 @app.command()
 def docs(
+    ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out")] = Path("docs/findings"),
     vignettes: Annotated[Path | None, typer.Option("--vignettes")] = Path("tests/vignettes"),
+    protocols: ProtocolsOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Write one page per finding code, generated from the protocol files."""
+    _protocols_in_force(ctx, protocols, config)
     from dmtwatch.render.finding_docs import index, pages
     from dmtwatch.render.output import OutputError, write_text
 
@@ -510,8 +559,49 @@ def docs(
     out.print(f"wrote {len(all_pages)} pages to {out_dir}", highlight=False)
 
 
+class ProtocolsFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command("protocols")
+def protocols_(
+    ctx: typer.Context,
+    protocols: ProtocolsOpt = None,
+    config: ConfigOpt = None,
+    format: Annotated[ProtocolsFormat, typer.Option("--format")] = ProtocolsFormat.text,
+) -> None:
+    """List the protocols in force, the file of each, and every value an overlay changed."""
+    import json
+
+    pset = _protocols_in_force(ctx, protocols, config)
+    listing = pset.listing()
+    if format is ProtocolsFormat.json:
+        sys.stdout.write(json.dumps(listing, indent=1) + "\n")
+        return
+    for p in listing:
+        out.print(
+            f"{p['id']} {p['version']}: {p['title']} (drug {p['drug']})",
+            highlight=False,
+            markup=False,
+        )
+        out.print(f"  file: {p['file']}", highlight=False, markup=False)
+        if not p["changes"]:
+            out.print("  no local changes", highlight=False, markup=False)
+        for c in p["changes"]:
+            out.print(
+                f"  changed {c['path']}: {json.dumps(c['shipped'])} -> {json.dumps(c['value'])}",
+                highlight=False,
+                markup=False,
+            )
+            out.print(
+                f"    by {c['overlay']} (LOCAL-POLICY): {c['note']}", highlight=False, markup=False
+            )
+
+
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[
         str, typer.Option("--host", help="Interface to listen on (loopback by default).")
     ] = "127.0.0.1",
@@ -575,6 +665,8 @@ def serve(
         int,
         typer.Option("--cold-queue", min=0, help="Evaluations waiting; beyond, 503 at once."),
     ] = 2,
+    protocols: ProtocolsOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """The CDS Hooks 2.0 service (patient-view); discovery at http://HOST:PORT/cds-services."""
     from urllib.parse import urlsplit
@@ -585,6 +677,7 @@ def serve(
     from dmtwatch.cds.client_auth import ClientAuth, TrustError
     from dmtwatch.fhir.client import OutboundPolicy, origin
 
+    pset = _protocols_in_force(ctx, protocols, config)
     origins = []
     for value in allow_origin or []:
         parts = urlsplit(value)
@@ -658,6 +751,7 @@ def serve(
         max_body=int(max_body_mb * 1024 * 1024),
         cold_workers=cold_workers,
         cold_queue=cold_queue,
+        protocols=pset,
     )
     uvicorn.run(app, host=host, port=port, log_level="info")
 

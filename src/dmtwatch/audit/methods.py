@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dmtwatch.audit.context import AuditOptions
+from dmtwatch.protocols import in_force
 
 
 def methods(o: AuditOptions, as_of: str) -> list[dict]:
@@ -13,6 +14,7 @@ def methods(o: AuditOptions, as_of: str) -> list[dict]:
     )
     lo, hi = o.mri_post_window
     return [
+        in_force().methods_entry(),  # the protocols in force and every LOCAL-POLICY change
         {
             "term": "Cohort",
             "definition": f"Every patient with a recorded {o.drug} infusion on or before {as_of}."

@@ -52,6 +52,7 @@ from dmtwatch.cds.patient_data import what_is_missing as _missing
 from dmtwatch.fhir.client import OutboundPolicy
 from dmtwatch.io import InputRejected
 from dmtwatch.model.dataset import Dataset
+from dmtwatch.protocols.protocol_set import ProtocolSet
 from dmtwatch.store.errors import StoreError
 
 log = logging.getLogger("dmtwatch.cds")
@@ -179,6 +180,7 @@ def create_app(
     max_body: int = MAX_BODY,
     cold_workers: int = COLD_WORKERS,
     cold_queue: int = COLD_QUEUE,
+    protocols: ProtocolSet | None = None,
 ) -> FastAPI:
     """The service. `db`: a store URL to read patients the EHR sends no data for;
     `docs_url`: where the finding pages live (default: served here, under /findings/);
@@ -188,12 +190,13 @@ def create_app(
     `auth`: never taken from the Host header a caller sends);
     `fetch`: the FHIR servers the service may read (none by default);
     `max_body`: bytes of a request body; `cold_workers`/`cold_queue`: evaluations run at
-    once and waiting, beyond which a call is answered 503 at once."""
+    once and waiting, beyond which a call is answered 503 at once; `protocols`: the
+    protocol set to evaluate by (default: the protocols in force)."""
     if "*" in cors_origins:
         raise ValueError("CORS origin '*' would let any web page read patient data")
     if auth is not None and not public_url:
         raise ValueError("client authentication needs the service's public URL (the JWT aud)")
-    evaluator = Evaluator(cache_size)
+    evaluator = Evaluator(cache_size, protocols)
     state: dict[str, Any] = {}
     cold = {"admitted": 0}
     limiter = anyio.CapacityLimiter(max(1, cold_workers))
@@ -205,7 +208,7 @@ def create_app(
             from dmtwatch.cds.store_source import PatientStore
 
             state["store"] = PatientStore(db)
-            state["worklist"] = DailyWorklist(db, state["store"].engine)
+            state["worklist"] = DailyWorklist(db, state["store"].engine, protocols)
         if warm:
             await run_in_threadpool(evaluator.warm)
             if "worklist" in state:  # today's worklist, before the first chart is opened

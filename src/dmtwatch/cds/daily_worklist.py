@@ -18,13 +18,16 @@ import time
 from sqlalchemy import func, select
 
 from dmtwatch.engine.run import run_check
+from dmtwatch.protocols.protocol_set import ProtocolSet
 from dmtwatch.render.worklist import finding_dicts
 from dmtwatch.store import load
 from dmtwatch.store.schema import ID, KEYED_BY_PATIENT, TABLES
 
 
 class DailyWorklist:
-    def __init__(self, url: str, engine, protocols: list[str] | None = None, max_age: float = 600):
+    def __init__(
+        self, url: str, engine, protocols: ProtocolSet | None = None, max_age: float = 600
+    ):
         self.url = url
         self.engine = engine  # the service's open store (SQLAlchemy engine)
         self.protocols = protocols

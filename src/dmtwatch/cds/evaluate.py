@@ -23,13 +23,14 @@ import pyarrow as pa
 
 from dmtwatch.engine.run import run_check
 from dmtwatch.model.dataset import Dataset
+from dmtwatch.protocols.protocol_set import ProtocolSet
 from dmtwatch.render.worklist import finding_dicts
 
 Findings = list[dict]  # the contract's finding JSON (render/worklist.py), one patient
 
 
 class Evaluator:
-    def __init__(self, cache_size: int = 256, protocols: list[str] | None = None):
+    def __init__(self, cache_size: int = 256, protocols: ProtocolSet | None = None):
         self.cache_size = cache_size
         self.protocols = protocols
         self._cache: OrderedDict[str, Findings] = OrderedDict()

@@ -7,6 +7,7 @@ Each rule is a whole-table query; the results are stacked, reduced to the most s
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -27,7 +28,8 @@ from dmtwatch.engine.risk import result_validity, risk_strata
 from dmtwatch.engine.schedule import missing_baseline, overdue
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.model.tables import EVENT_DATE
-from dmtwatch.protocols.schema import SEVERITY_ORDER, Protocol, load_protocol, protocol_names
+from dmtwatch.protocols.protocol_set import ProtocolSet, in_force
+from dmtwatch.protocols.schema import SEVERITY_ORDER, Protocol
 
 # Codes whose findings are kept per test, not per patient (contract section 4).
 PER_TEST_CODES = ("MON-OVERDUE", "MON-BASELINE")
@@ -102,15 +104,23 @@ def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:
 
 
 @cache
-def _plan_for(protocol_ids: tuple[str, ...], kinds: tuple = RULE_KINDS) -> Plan:
-    key = plan_cache.plan_key(protocol_ids, tuple(k.__name__ for k in kinds))
+def _plan_for(protocols: ProtocolSet, kinds: tuple = RULE_KINDS) -> Plan:
+    key = plan_cache.plan_key(protocols, tuple(k.__name__ for k in kinds))
     stored = plan_cache.read(key)
     if stored is not None:
         steps = tuple(Step(s["name"], s["sql"], tuple(s["reads"])) for s in stored["steps"])
         return Plan(steps, tuple(RuleSql(**r) for r in stored["rules"]))
-    plan = compile_plan([load_protocol(p) for p in protocol_ids], kinds)
+    plan = compile_plan(list(protocols.protocols), kinds)
     plan_cache.write(key, asdict(plan))
     return plan
+
+
+def protocol_set_for(protocols: ProtocolSet | Sequence[str] | None) -> ProtocolSet:
+    """None: the protocols in force (shipped, a clinic's own, overlays); ids: those of them."""
+    if isinstance(protocols, ProtocolSet):
+        return protocols
+    pset = in_force()
+    return pset.select(list(protocols)) if protocols else pset
 
 
 def connect(
@@ -177,10 +187,14 @@ def is_small(dataset: Dataset) -> bool:
 
 
 def run_check(
-    dataset: Dataset, as_of: dt.date, protocols: list[str] | None = None, kinds: tuple = RULE_KINDS
+    dataset: Dataset,
+    as_of: dt.date,
+    protocols: ProtocolSet | Sequence[str] | None = None,
+    kinds: tuple = RULE_KINDS,
 ) -> Findings:
-    """Findings for the whole cohort as of a date (nothing dated later is used)."""
-    plan = needed_for(_plan_for(tuple(protocols or protocol_names()), kinds), dataset)
+    """Findings for the whole cohort as of a date (nothing dated later is used), by a
+    protocol set (None: the protocols in force; a list of ids: those of them)."""
+    plan = needed_for(_plan_for(protocol_set_for(protocols), kinds), dataset)
     with closing(connect(dataset, as_of, optimize=not is_small(dataset))) as con:
         run_steps(con, plan.steps)
         run_rules(con, plan)

@@ -92,11 +92,39 @@ class GradeCriterion(_Strict):
 
 
 class Grading(_Rule):
+    """Grades of a test by a term of the shared CTCAE table (`ctcae`): the loaded rule holds
+    the term's grades, direction and wording resolved from `ctcae.yaml`. A protocol file
+    never copies them; a clinic changes a threshold with an overlay (`grades` then differs
+    from the table's, citing LOCAL-POLICY)."""
+
     test: str
+    ctcae: str | None = None  # a term of ctcae.yaml
     term: str
     direction: Literal["low", "high"]
     grades: dict[int, GradeCriterion]
     severity: dict[int, Severity]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_table(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("ctcae") is None:
+            return data
+        from dmtwatch.protocols.ctcae import ctcae_terms
+
+        name = data["ctcae"]
+        term = ctcae_terms().get(name) if isinstance(name, str) else None
+        if term is None:
+            raise ValueError(
+                f"unknown CTCAE term {name!r} (ctcae.yaml has: {', '.join(ctcae_terms())})"
+            )
+        if data.get("test") is not None and data["test"] != term.test:
+            raise ValueError(f"CTCAE term {name!r} grades test {term.test!r}, not {data['test']!r}")
+        for key in ("term", "direction"):
+            if data.get(key) is not None and data[key] != getattr(term, key):
+                raise ValueError(f"{key} {data[key]!r} differs from CTCAE's {getattr(term, key)!r}")
+        resolved = {"test": term.test, "term": term.term, "direction": term.direction}
+        resolved["grades"] = {g: c.model_dump(exclude_none=True) for g, c in term.grades.items()}
+        return {**resolved, **{k: v for k, v in data.items() if v is not None}}
 
     @model_validator(mode="after")
     def _grades_complete(self) -> Grading:
@@ -251,6 +279,36 @@ class Protocol(_Strict):
     phrases: Phrases
     sources: dict[str, str]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_wording(cls, data: object) -> object:
+        """`schedule_wording` and `phrases` from protocols/wording.yaml, key by key, where
+        the protocol file does not give its own."""
+        if not isinstance(data, dict):
+            return data
+        shared = shared_wording()
+        out = dict(data)
+        for section in ("schedule_wording", "phrases"):
+            own = data.get(section)
+            if own is None or isinstance(own, dict):
+                out[section] = {**shared[section], **(own or {})}
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cite_the_criteria(cls, data: object) -> object:
+        """Grading by the shared CTCAE table cites the table's own source."""
+        if not isinstance(data, dict) or not isinstance(data.get("sources"), dict):
+            return data
+        grading = data.get("grading") or []
+        if any(isinstance(g, dict) and g.get("ctcae") is not None for g in grading):
+            from dmtwatch.protocols.ctcae import ctcae_table
+
+            table = ctcae_table()
+            if table.source_key not in data["sources"]:
+                data = {**data, "sources": {**data["sources"], table.source_key: table.source}}
+        return data
+
     @model_validator(mode="after")
     def _references_resolve(self) -> Protocol:
         known_tests = set(lab_catalogue().tests) | {f"mri_{r}" for r in MRI_REGIONS}
@@ -319,19 +377,28 @@ def _tests_of(rule: _Rule) -> list[str]:
     return [t for t in tests if t]
 
 
-def protocol_names() -> list[str]:
-    return sorted(
-        p.name.removesuffix(".yaml")
-        for p in files("dmtwatch.protocols").iterdir()
-        if p.name.endswith(".yaml")
-    )
-
-
 @cache
+def shared_wording() -> dict:
+    """protocols/wording.yaml: the wording every protocol shares unless it gives its own."""
+    return yaml.safe_load(files("dmtwatch.protocols").joinpath("wording.yaml").read_text())
+
+
+def protocol_names() -> list[str]:
+    """The ids of the protocols in force (the shipped ones, and a clinic's own)."""
+    from dmtwatch.protocols.protocol_set import in_force
+
+    return list(in_force().ids)
+
+
 def load_protocol(name: str) -> Protocol:
-    text = files("dmtwatch.protocols").joinpath(f"{name}.yaml").read_text()
-    return Protocol.model_validate(yaml.safe_load(text))
+    """A protocol in force: shipped or a clinic's own, with any overlay applied (see
+    protocols/protocol_set.py; `ProtocolSet.shipped()` for the files alone)."""
+    from dmtwatch.protocols.protocol_set import in_force
+
+    return in_force().get(name)
 
 
 def load_protocols() -> list[Protocol]:
-    return [load_protocol(n) for n in protocol_names()]
+    from dmtwatch.protocols.protocol_set import in_force
+
+    return list(in_force().protocols)

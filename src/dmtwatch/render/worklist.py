@@ -120,6 +120,12 @@ def summary_lines(result: Findings) -> list[str]:
     return lines
 
 
+def print_header(protocols, console: Console) -> None:
+    """The line above the table: the protocols in force (a `ProtocolSet`), and every value
+    a clinic's overlay changed."""
+    console.print(protocols.summary(), highlight=False, markup=False)
+
+
 def print_table(result: Findings, console: Console, limit: int | None = None) -> None:
     findings = finding_dicts(result)
     table = Table(title=f"dmtwatch worklist as of {result.as_of.isoformat()}", show_lines=False)
