@@ -47,7 +47,9 @@ __all__ = [
     "check",
     "check_subgroup",
     "read_clinic",
+    "reports_table",
     "signals",
+    "stratum_columns",
 ]
 
 SEVERITIES = ("urgent", "high", "routine", "info")
@@ -410,26 +412,44 @@ def signals(
     ASCII folders or zips; suspect drugs only unless `all_roles`). `drugs` keeps the
     pairs of those drugs; `stratify` names stratum columns.
     """
-    from dmtwatch.pv.faers import read_faers
-    from dmtwatch.pv.reports import read_reports_csv
-    from dmtwatch.pv.signals import SignalsError, detect
+    from dmtwatch.pv.signals import detect
 
     if (reports is None) == (not faers):
         raise UsageError("give exactly one of reports or faers")
-    table: pa.Table | ReportSets
+    table, problems = reports_table(reports, faers, drug_map=drug_map, all_roles=all_roles)
+    strata = stratum_columns(table, stratify)
+    result = detect(table, strata, list(drugs) if drugs else None, min_count, squash)
+    return Signals(result, problems)
+
+
+def reports_table(
+    reports: str | Path | None,
+    faers: Sequence[str | Path] | None,
+    *,
+    drug_map: str | Path | None = None,
+    all_roles: bool = False,
+) -> tuple[pa.Table | ReportSets, list[Problem]]:
+    """The reports (a CSV file, else FAERS quarters) and the lines skipped; shared with
+    `dmtwatch signals`."""
+    from dmtwatch.pv.faers import read_faers
+    from dmtwatch.pv.reports import read_reports_csv
+
     if reports is not None:
-        table, problems = read_reports_csv(reports)
-    else:
-        table, problems, _counts = read_faers(
-            list(faers or []),
-            roles=None if all_roles else ("PS", "SS"),
-            drug_map=drug_map,
-        )
+        return read_reports_csv(reports)
+    table, problems, _counts = read_faers(
+        list(faers or []), roles=None if all_roles else ("PS", "SS"), drug_map=drug_map
+    )
+    return table, problems
+
+
+def stratum_columns(table: pa.Table | ReportSets, stratify: Sequence[str]) -> list[str]:
+    """The stratum columns asked for; SignalsError (input) naming any the reports lack."""
+    from dmtwatch.pv.signals import SignalsError
+
     strata = list(stratify)
     missing = [s for s in strata if s not in table.column_names]
     if missing:
         raise SignalsError(
             f"no stratum column {', '.join(missing)}; the reports have {', '.join(table.column_names)}"
         )
-    result = detect(table, strata, list(drugs) if drugs else None, min_count, squash)
-    return Signals(result, problems)
+    return strata

@@ -393,8 +393,9 @@ def signals(
     ] = None,
 ) -> None:
     """Disproportionality (PRR, ROR, IC, EBGM) for every drug-event pair of spontaneous reports."""
+    from dmtwatch.api import reports_table, stratum_columns
     from dmtwatch.pv import render
-    from dmtwatch.pv.signals import SignalsError, detect
+    from dmtwatch.pv.signals import detect
 
     if more_quarters:
         if not faers:
@@ -403,14 +404,9 @@ def signals(
 
     if (reports is None) == (not faers):
         raise UsageError("give exactly one of --reports or --faers")
-    table, problems = _read_reports(reports, faers, drug_map, all_roles)
+    table, problems = reports_table(reports, faers, drug_map=drug_map, all_roles=all_roles)
     _report_problems(problems, f"{len(problems)} line(s) skipped:")
-    strata = list(stratify or [])
-    missing = [s for s in strata if s not in table.column_names]
-    if missing:
-        raise SignalsError(
-            f"no stratum column {', '.join(missing)}; the reports have {', '.join(table.column_names)}"
-        )
+    strata = stratum_columns(table, stratify or [])
     _on_rejection("nothing was written")
     result = detect(table, strata, drug, min_count, squash)
     if format is SignalsFormat.table:
@@ -442,20 +438,6 @@ def signals(
     else:
         text = render.to_json(result)
     _write_whole(text, out_path)
-
-
-def _read_reports(
-    reports: Path | None, faers: list[Path] | None, drug_map: Path | None, all_roles: bool
-) -> tuple[pa.Table, list[Problem]]:
-    from dmtwatch.pv.faers import read_faers
-    from dmtwatch.pv.reports import read_reports_csv
-
-    if reports is not None:
-        return read_reports_csv(reports)
-    table, problems, _summary = read_faers(
-        list(faers or []), roles=None if all_roles else ("PS", "SS"), drug_map=drug_map
-    )
-    return table, problems
 
 
 @contextmanager
@@ -606,6 +588,7 @@ def serve(
     from urllib.parse import urlsplit
 
     import uvicorn
+    from httpx import InvalidURL
 
     from dmtwatch.cds.app import create_app
     from dmtwatch.cds.client_auth import ClientAuth, TrustError
@@ -624,7 +607,7 @@ def serve(
         try:
             parts = urlsplit(value)
             origin(value)
-        except Exception:  # not a URL httpx takes: no call could match it either
+        except (ValueError, InvalidURL):  # not a URL httpx takes: no call could match it
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise UsageError(f"--fhir-allow {value!r}: expected an http(s) URL")
