@@ -352,9 +352,9 @@ def test_preflight_and_finding_pages_need_no_token(guarded) -> None:
 def test_a_malformed_trust_option_stops_the_service_at_start(tmp_path) -> None:
     # a path longer than any terminal, wherever the checkout lives: the message stays whole
     absent = tmp_path.joinpath(*["a-folder-of-trusted-ehr-key-sets"] * 5, "absent.json")
-    for value, line in (
-        ("no-equals-sign", "error: --trust 'no-equals-sign': expected ISSUER=JWKS_FILE"),
-        (f"{ISSUER}={absent}", f"error: --trust: {absent}: cannot be read"),
+    for value, line, code in (  # a malformed option is a usage error; a bad key file, 1
+        ("no-equals-sign", "error: --trust 'no-equals-sign': expected ISSUER=JWKS_FILE", 64),
+        (f"{ISSUER}={absent}", f"error: --trust: {absent}: cannot be read", 1),
     ):
         command = [sys.executable, "-m", "dmtwatch", "serve", "--port", str(free_port())]
         done = subprocess.run(
@@ -363,5 +363,5 @@ def test_a_malformed_trust_option_stops_the_service_at_start(tmp_path) -> None:
             text=True,
             timeout=120,
         )
-        assert done.returncode == 1
+        assert done.returncode == code
         assert any(s.startswith(line) for s in done.stderr.splitlines()), done.stderr

@@ -282,7 +282,7 @@ def test_a_wildcard_or_malformed_origin_stops_the_service_at_start(value) -> Non
     done = subprocess.run(
         [*command, "--allow-origin", value], capture_output=True, text=True, timeout=120
     )
-    assert done.returncode == 1 and "--allow-origin" in done.stderr
+    assert done.returncode == 64 and "--allow-origin" in done.stderr  # a usage error
 
 
 @pytest.mark.parametrize("value", ["http://[bad", "ftp://fhir.example", "fhir.example"])
@@ -291,7 +291,7 @@ def test_a_malformed_fhir_allow_stops_the_service_at_start(value) -> None:
     done = subprocess.run(
         [*command, "--fhir-allow", value], capture_output=True, text=True, timeout=120
     )
-    assert done.returncode == 1 and "--fhir-allow" in done.stderr
+    assert done.returncode == 64 and "--fhir-allow" in done.stderr  # a usage error
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", ""])

@@ -123,10 +123,11 @@ def test_error_output_to_a_pipe_is_never_wrapped(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"  {missing}: is neither a folder of CSV files nor an .xlsx" in proc.stderr.splitlines()
 
-    # a usage error (Typer's): one plain line, not a Rich panel cut at 80 columns
+    # a usage error (Typer's): one plain line, not a Rich panel cut at 80 columns; exit 64
+    # (EX_USAGE), not 2, which means a rejected input (contract v1.2)
     item = "switch_reason" + "-and-more" * 20
     proc = dmtwatch("audit", "--data", str(missing), "--where", item, check=False)
-    assert proc.returncode == 2
+    assert proc.returncode == 64
     assert any(f"'{item}' is not KEY=VALUE" in line for line in proc.stderr.splitlines())
     assert "╭" not in proc.stderr
 

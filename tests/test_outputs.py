@@ -279,7 +279,7 @@ def test_atomic_file_replaces_whole_and_keeps_permissions(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("command", ["check", "audit", "signals", "synth"])
-def test_out_under_a_file_is_one_line_and_exit_2(tmp_path: Path, command: str) -> None:
+def test_out_under_a_file_is_one_line_and_a_usage_error(tmp_path: Path, command: str) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     target = blocker / "sub" / ("clinic" if command == "synth" else "out.json")
@@ -291,7 +291,7 @@ def test_out_under_a_file_is_one_line_and_exit_2(tmp_path: Path, command: str) -
         "synth": ["--patients", "2"],
     }[command]
     result = _invoke(command, *args, "--out", str(target))
-    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.exit_code == 64, (result.output, result.exception)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(target) in lines[0] and f"{blocker} is not a folder" in lines[0]
@@ -301,7 +301,7 @@ def test_out_under_a_file_is_one_line_and_exit_2(tmp_path: Path, command: str) -
 def test_out_that_is_a_folder_is_refused(tmp_path: Path) -> None:
     data = str(VIGNETTES / "relapse_without_mri")
     result = _invoke("check", "--data", data, "--as-of", "2015-06-20", "--out", str(tmp_path))
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert result.stderr.strip() == f"error: cannot write {tmp_path}: it is a folder"
 
 
@@ -339,5 +339,5 @@ def test_docs_out_creates_folders_or_says_why_not(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     result = _invoke("docs", "--out", str(blocker / "findings"), "--vignettes", str(VIGNETTES))
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert len(result.stderr.strip().splitlines()) == 1 and "is not a folder" in result.stderr

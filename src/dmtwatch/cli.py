@@ -1,7 +1,9 @@
-"""The command line: import, check, audit, synth, docs.
+"""The command line: import, check, audit, signals, synth, docs, serve.
 
-Errors go to stderr naming file, row, column and value; the exit code is 2 for a
-rejected input, 1 for other failures.
+Errors go to stderr, one line each, naming file, row, column and value. Commands raise
+the exception family (`dmtwatch.errors`); `_Commands.invoke` turns it into a message and
+an exit code in one place (`EXIT_CODES`, documented in docs/contract.md): 2 for input
+that cannot be used, 64 for a usage error, 1 for any other failure.
 """
 
 from __future__ import annotations
@@ -11,17 +13,93 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, NoReturn
+from typing import IO, Annotated
 
 import pyarrow as pa
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
-from dmtwatch.io import InputRejected, Problem, read_clinic
+from dmtwatch.errors import DmtwatchError, InputError, InputRejected, UsageError
+from dmtwatch.io import Problem, read_clinic
 from dmtwatch.model.dataset import Dataset
+
+EXIT_FAILURE = 1
+"""Anything else expected that failed: a store, a server, writing an output, a key file."""
+EXIT_INPUT = 2
+"""Input that cannot be used (contract v1: a rejected import exits 2); nothing stored."""
+EXIT_USAGE = 64
+"""The command is wrong (an option, a combination of options, an --out path): sysexits'
+EX_USAGE, since 2 (Click's usual code for this) already means rejected input."""
+
+# The one mapping from the exception family to exit codes: the first class that matches.
+EXIT_CODES: tuple[tuple[type[DmtwatchError], int], ...] = (
+    (UsageError, EXIT_USAGE),
+    (InputError, EXIT_INPUT),
+    (DmtwatchError, EXIT_FAILURE),
+)
+
+# Click's usage error (an unknown option, a bad value), from the Click that Typer uses
+# (recent Typer vendors its own copy): found through typer.BadParameter, its subclass.
+_ClickUsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+_outcome: ContextVar[str | None] = ContextVar("dmtwatch_outcome", default=None)
+
+
+def exit_code(error: DmtwatchError) -> int:
+    """The exit code of an error of the family (EXIT_CODES, the first match)."""
+    return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
+
+
+def _on_rejection(outcome: str) -> None:
+    """Say what a rejected input leaves undone ("nothing was stored"), for its message."""
+    _outcome.set(outcome)
+
+
+class _Commands(TyperGroup):
+    """The command group, catching the exception family at one boundary: a one-line
+    message on stderr and the exit code of EXIT_CODES. Click's own usage errors (an
+    unknown option, a bad value) exit EXIT_USAGE too. Anything else is a bug and keeps
+    its traceback."""
+
+    def make_context(self, *args, **kwargs) -> typer.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except _ClickUsageError as e:
+            e.exit_code = EXIT_USAGE
+            raise
+
+    def invoke(self, ctx: typer.Context) -> object:
+        token = _outcome.set(None)
+        try:
+            return super().invoke(ctx)
+        except _ClickUsageError as e:
+            e.exit_code = EXIT_USAGE
+            raise
+        except DmtwatchError as e:
+            _report_error(e, _outcome.get())
+            raise typer.Exit(exit_code(e)) from None
+        finally:
+            _outcome.reset(token)
+
+
+def _report_error(e: DmtwatchError, outcome: str | None) -> None:
+    from dmtwatch.protocols.protocol_set import ProtocolError
+
+    if isinstance(e, ProtocolError):  # every refused file and key path, a line each
+        for problem in e.problems:
+            err.print(f"error: {problem}", markup=False, highlight=False)
+    elif isinstance(e, InputRejected):
+        _report_problems(e.problems, f"{e}: {outcome or 'nothing was read'}", always=True)
+    elif isinstance(e, InputError) and outcome:
+        err.print(f"error: {e}; {outcome}", markup=False, highlight=False)
+    else:
+        err.print(f"error: {e}", markup=False, highlight=False)
+
 
 # Error output is read in pipes and logs, where people grep it: it is never hard-wrapped.
 # On a terminal Typer's Rich panels and tracebacks are fine (the terminal can be widened);
@@ -30,6 +108,7 @@ from dmtwatch.model.dataset import Dataset
 _STDERR_IS_TERMINAL = sys.stderr.isatty()
 
 app = typer.Typer(
+    cls=_Commands,
     help="Safety monitoring and outcomes audit for people with MS on high-efficacy therapies.",
     no_args_is_help=True,
     add_completion=False,
@@ -73,14 +152,9 @@ ConfigOpt = Annotated[
 def _protocols_in_force(ctx: typer.Context, dirs: list[Path] | None, config: Path | None):
     """The protocol set (shipped, the clinic's own, overlays), in force for this command;
     refused files exit 2 with every problem (file, key path, why)."""
-    from dmtwatch.protocols import ProtocolError, activate, active, protocol_set
+    from dmtwatch.protocols import activate, active, protocol_set
 
-    try:
-        pset = protocol_set(dirs or (), config)
-    except ProtocolError as e:
-        for problem in e.problems:
-            err.print(f"error: {problem}", markup=False)
-        raise typer.Exit(2) from None
+    pset = protocol_set(dirs or (), config)
     before = active()
     activate(pset)  # the audit and CDS cards read the protocols in force
     ctx.call_on_close(lambda: activate(before))  # in-process callers (tests) get it back
@@ -103,8 +177,8 @@ def _date(text: str | None) -> dt.date:
         raise typer.BadParameter(f"'{text}' is not a date (YYYY-MM-DD)") from None
 
 
-def _report_problems(problems: list[Problem], title: str) -> None:
-    if not problems:
+def _report_problems(problems: list[Problem], title: str, *, always: bool = False) -> None:
+    if not problems and not always:
         return
     err.print(f"[bold]{title}[/]", highlight=False)
     for p in problems[:MAX_PROBLEMS_SHOWN]:
@@ -150,26 +224,18 @@ def _load(
 ) -> Loaded:
     given = [x for x in (data, db, fhir, fhir_url) if x is not None]
     if len(given) != 1:
-        err.print("give exactly one of --data, --db, --fhir or --fhir-url")
-        raise typer.Exit(1)
+        raise UsageError("give exactly one of --data, --db, --fhir or --fhir-url")
     if db is not None:
-        from dmtwatch.store import StoreError, load
+        from dmtwatch.store import load
 
-        try:
-            return Loaded(load(db))
-        except StoreError as e:
-            err.print(f"error: {e}", markup=False)
-            raise typer.Exit(1) from None
-    try:
-        if data is not None:
-            dataset, warnings = read_clinic(data)
-            loaded = Loaded(dataset)
-        else:
-            fhir_data = _read_fhir(fhir, fhir_url)
-            loaded, warnings = Loaded(fhir_data.dataset, fhir_data.provenance), fhir_data.warnings
-    except InputRejected as e:
-        _report_problems(e.problems, f"{e}: {rejected}")
-        raise typer.Exit(2) from None
+        return Loaded(load(db))
+    _on_rejection(rejected)
+    if data is not None:
+        dataset, warnings = read_clinic(data)
+        loaded = Loaded(dataset)
+    else:
+        fhir_data = _read_fhir(fhir, fhir_url)
+        loaded, warnings = Loaded(fhir_data.dataset, fhir_data.provenance), fhir_data.warnings
     _report_problems(warnings, f"{len(warnings)} warning(s):")
     return loaded
 
@@ -181,13 +247,9 @@ def _read_fhir(path: Path | None, url: str | None):
         return read_fhir(path)
     import os
 
-    from dmtwatch.fhir.client import FhirClientError, fetch_all_resources
+    from dmtwatch.fhir.client import fetch_all_resources
 
-    try:
-        resources = fetch_all_resources(url, token=os.environ.get("DMTWATCH_FHIR_TOKEN"))
-    except FhirClientError as e:
-        err.print(f"error: {e}", markup=False)
-        raise typer.Exit(1) from None
+    resources = fetch_all_resources(url, token=os.environ.get("DMTWATCH_FHIR_TOKEN"))
     return read_fhir_resources(resources)
 
 
@@ -199,14 +261,10 @@ def import_(
     fhir_url: FhirUrlOpt = None,
 ) -> None:
     """Validate a clinic export (CSV, XLSX or FHIR) and store it; a rejected input stores nothing."""
-    from dmtwatch.store import StoreError, save
+    from dmtwatch.store import save
 
     dataset = _load(data, None, fhir, fhir_url, rejected="nothing was stored").dataset
-    try:
-        stored = save(dataset, db)
-    except StoreError as e:
-        err.print(f"error: {e}", markup=False)
-        raise typer.Exit(1) from None
+    stored = save(dataset, db)
     read = dataset.row_counts()
     parts = ", ".join(f"{name} {stored.get(name, 0)}/{n}" for name, n in read.items() if n)
     out.print(f"stored (new/read): {parts}", highlight=False)
@@ -302,6 +360,7 @@ def audit(
     """The outcomes audit of the alemtuzumab cohort: HTML or PDF report, or JSON."""
     import json
 
+    from dmtwatch.api import check_subgroup
     from dmtwatch.audit.context import AuditOptions
     from dmtwatch.audit.run import run_audit
 
@@ -316,15 +375,11 @@ def audit(
     options = AuditOptions(
         pre_window="therapy" if pre_window == "therapy" else int(pre_window),
         post_window_days=post_window,
-        where=subgroup,
+        where=check_subgroup(subgroup),
     )
     day = _date(as_of)
     _protocols_in_force(ctx, protocols, config)
-    try:
-        result = run_audit(_load(data, db, fhir, fhir_url).dataset, day, options)
-    except ValueError as e:
-        err.print(f"error: {e}", markup=False)
-        raise typer.Exit(1) from None
+    result = run_audit(_load(data, db, fhir, fhir_url).dataset, day, options)
     target = out_path or Path(f"audit.{format.value}")
     if format is AuditFormat.json:
         text = json.dumps(result, indent=1)
@@ -338,12 +393,9 @@ def audit(
         if format is AuditFormat.html:
             _write_whole(render_html(result), target, say=False)
         else:
-            from dmtwatch.render.output import OutputError, write_via
+            from dmtwatch.render.output import write_via
 
-            try:
-                write_via(target, lambda tmp: render_pdf(result, tmp))
-            except OutputError as e:
-                _output_failed(e)
+            write_via(target, lambda tmp: render_pdf(result, tmp))
     n = result["cohort"]["n_patients"]
     out.print(f"wrote {target} ({n} patients, as of {day.isoformat()})", highlight=False)
 
@@ -386,32 +438,22 @@ def signals(
     ] = None,
 ) -> None:
     """Disproportionality (PRR, ROR, IC, EBGM) for every drug-event pair of spontaneous reports."""
+    from dmtwatch.api import reports_table, stratum_columns
     from dmtwatch.pv import render
-    from dmtwatch.pv.signals import SignalsError, detect
+    from dmtwatch.pv.signals import detect
 
     if more_quarters:
         if not faers:
-            err.print(f"unexpected argument(s): {' '.join(map(str, more_quarters))}")
-            raise typer.Exit(1)
+            raise UsageError(f"unexpected argument(s): {' '.join(map(str, more_quarters))}")
         faers = [*faers, *more_quarters]
 
     if (reports is None) == (not faers):
-        err.print("give exactly one of --reports or --faers")
-        raise typer.Exit(1)
-    table, problems = _read_reports(reports, faers, drug_map, all_roles)
+        raise UsageError("give exactly one of --reports or --faers")
+    table, problems = reports_table(reports, faers, drug_map=drug_map, all_roles=all_roles)
     _report_problems(problems, f"{len(problems)} line(s) skipped:")
-    strata = list(stratify or [])
-    missing = [s for s in strata if s not in table.column_names]
-    if missing:
-        err.print(
-            f"error: no stratum column {', '.join(missing)}; the reports have {', '.join(table.column_names)}"
-        )
-        raise typer.Exit(2)
-    try:
-        result = detect(table, strata, drug, min_count, squash)
-    except SignalsError as e:
-        err.print(f"error: {e}; nothing was written", markup=False)
-        raise typer.Exit(2) from None
+    strata = stratum_columns(table, stratify or [])
+    _on_rejection("nothing was written")
+    result = detect(table, strata, drug, min_count, squash)
     if format is SignalsFormat.table:
         if out_path is None:
             render.print_table(result, out)
@@ -443,40 +485,15 @@ def signals(
     _write_whole(text, out_path)
 
 
-def _read_reports(reports, faers, drug_map, all_roles):
-    from dmtwatch.pv.faers import FaersError, read_faers
-    from dmtwatch.pv.reports import ReportsError, read_reports_csv
-
-    try:
-        if reports is not None:
-            return read_reports_csv(reports)
-        table, problems, _summary = read_faers(
-            list(faers), roles=None if all_roles else ("PS", "SS"), drug_map=drug_map
-        )
-        return table, problems
-    except (ReportsError, FaersError) as e:
-        err.print(f"error: {e}", markup=False)
-        raise typer.Exit(2) from None
-
-
-def _output_failed(e: Exception) -> NoReturn:
-    """One line naming the path and why; exit 2 (as a usage error) when the --out path
-    cannot be used, 1 when writing failed."""
-    err.print(f"error: {e}", markup=False, highlight=False)
-    raise typer.Exit(2 if getattr(e, "usage", False) else 1) from None
-
-
 @contextmanager
 def _output(path: Path) -> Iterator[IO[str]]:
     """A file to write `path` through, all or nothing (`render.output.atomic_file`);
-    missing folders are created; a failure is one line on stderr, never a traceback."""
-    from dmtwatch.render.output import OutputError, atomic_file
+    missing folders are created; a failure is an OutputError (one line, never a
+    traceback; an unusable path is a usage error)."""
+    from dmtwatch.render.output import atomic_file
 
-    try:
-        with atomic_file(path) as f:
-            yield f
-    except OutputError as e:
-        _output_failed(e)
+    with atomic_file(path) as f:
+        yield f
 
 
 def _write_whole(text: str, path: Path | None, *, say: bool = True) -> None:
@@ -509,7 +526,7 @@ def synth(
     ] = SynthFormat.csv,
 ) -> None:
     """Write a synthetic clinic in the contract's CSV format or as FHIR R4 (deterministic)."""
-    from dmtwatch.render.output import OutputError, ensure_folder
+    from dmtwatch.render.output import ensure_folder
     from dmtwatch.synth import generate, write_csv
 
     tables = generate(patients, seed, _date(until))
@@ -521,17 +538,11 @@ def synth(
         with tempfile.TemporaryDirectory() as tmp:  # through the validator, as a clinic's CSV
             write_csv(tables, Path(tmp))
             dataset, _ = read_clinic(Path(tmp))
-        try:
-            ensure_folder(out_dir)
-        except OutputError as e:
-            _output_failed(e)
+        ensure_folder(out_dir)
         counts = ", ".join(f"{k} {n}" for k, n in write_fhir(dataset, out_dir).items())
         out.print(f"wrote {out_dir}/ndjson and {out_dir}/bundles: {counts}", highlight=False)
         return
-    try:
-        write_csv(tables, out_dir)
-    except OutputError as e:
-        _output_failed(e)
+    write_csv(tables, out_dir)
     counts = ", ".join(f"{name} {t.num_rows}" for name, t in tables.items())
     out.print(f"wrote {out_dir}: {counts}", highlight=False)
 
@@ -547,15 +558,12 @@ def docs(
     """Write one page per finding code, generated from the protocol files."""
     _protocols_in_force(ctx, protocols, config)
     from dmtwatch.render.finding_docs import index, pages
-    from dmtwatch.render.output import OutputError, write_text
+    from dmtwatch.render.output import write_text
 
     all_pages = pages(vignettes)
-    try:  # each page whole (as finding_docs.write, atomically); the index last
-        for code, text in all_pages.items():
-            write_text(out_dir / f"{code}.md", text)
-        write_text(out_dir / "README.md", index(all_pages))
-    except OutputError as e:
-        _output_failed(e)
+    for code, text in all_pages.items():  # each page whole (atomically); the index last
+        write_text(out_dir / f"{code}.md", text)
+    write_text(out_dir / "README.md", index(all_pages))
     out.print(f"wrote {len(all_pages)} pages to {out_dir}", highlight=False)
 
 
@@ -672,6 +680,7 @@ def serve(
     from urllib.parse import urlsplit
 
     import uvicorn
+    from httpx import InvalidURL
 
     from dmtwatch.cds.app import create_app
     from dmtwatch.cds.client_auth import ClientAuth, TrustError
@@ -682,22 +691,19 @@ def serve(
     for value in allow_origin or []:
         parts = urlsplit(value)
         if value == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
-            err.print(
-                f"error: --allow-origin {value!r}: expected an origin such as "
-                "https://ehr.example.org (never '*': answers hold patient data)",
-                markup=False,
+            raise UsageError(
+                f"--allow-origin {value!r}: expected an origin such as "
+                "https://ehr.example.org (never '*': answers hold patient data)"
             )
-            raise typer.Exit(1)
         origins.append(f"{parts.scheme}://{parts.netloc}")
     for value in fhir_allow or []:
         try:
             parts = urlsplit(value)
             origin(value)
-        except Exception:  # not a URL httpx takes: no call could match it either
+        except (ValueError, InvalidURL):  # not a URL httpx takes: no call could match it
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            err.print(f"error: --fhir-allow {value!r}: expected an http(s) URL", markup=False)
-            raise typer.Exit(1)
+            raise UsageError(f"--fhir-allow {value!r}: expected an http(s) URL")
     fetch = OutboundPolicy(
         allowed=tuple(fhir_allow or ()),
         deadline=fetch_timeout,
@@ -710,25 +716,18 @@ def serve(
         for value in trust:
             issuer, eq, path = value.rpartition("=")  # an issuer URL may hold '=' itself
             if not (eq and issuer and path):
-                err.print(f"error: --trust {value!r}: expected ISSUER=JWKS_FILE", markup=False)
-                raise typer.Exit(1)
+                raise UsageError(f"--trust {value!r}: expected ISSUER=JWKS_FILE")
             trusted[issuer] = Path(path)
         try:
             auth = ClientAuth.from_files(trusted, max_lifetime=max_token_age)
-        except TrustError as e:
-            err.print(f"error: --trust: {e}", markup=False)
-            raise typer.Exit(1) from None
+        except TrustError as e:  # not an exit: the message names the option it came from
+            raise TrustError(f"--trust: {e}") from e
 
     if db is not None:
-        from dmtwatch.store import StoreError
         from dmtwatch.store.connection import open_store
 
-        try:
-            with open_store(db, create=False):
-                pass
-        except StoreError as e:
-            err.print(f"error: {e}", markup=False)
-            raise typer.Exit(1) from None
+        with open_store(db, create=False):
+            pass
     import logging
 
     # the service's own lines (feedback received, records refused) beside uvicorn's

@@ -49,6 +49,7 @@ from dmtwatch.cds.patient_data import (
     gather,
 )
 from dmtwatch.cds.patient_data import what_is_missing as _missing
+from dmtwatch.errors import DmtwatchError
 from dmtwatch.fhir.client import OutboundPolicy
 from dmtwatch.io import InputRejected
 from dmtwatch.model.dataset import Dataset
@@ -90,7 +91,7 @@ def fhir_reader(resources: list[dict]) -> Dataset:
     return read_fhir_resources(resources).dataset
 
 
-class _Error(Exception):
+class _Error(DmtwatchError):
     def __init__(self, status: int, reason: str):
         self.status = status
         self.reason = reason

@@ -24,6 +24,7 @@ import orjson
 from pydantic import ValidationError
 
 from dmtwatch.cds.models import JwkSet, JwtClaims, JwtHeader
+from dmtwatch.errors import DmtwatchError
 
 # The signing algorithms the specification requires every service to accept.
 ALGORITHMS = ("ES384", "RS384")
@@ -31,13 +32,13 @@ LEEWAY_SECONDS = 60  # clock difference tolerated between the EHR and the servic
 MAX_LIFETIME = 300  # seconds from iat to exp
 
 
-class Unauthorized(Exception):
+class Unauthorized(DmtwatchError):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
 
 
-class TrustError(Exception):
+class TrustError(DmtwatchError):
     """A trusted issuer's key file cannot be used (raised at start-up, not per call)."""
 
 

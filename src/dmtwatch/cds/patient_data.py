@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dmtwatch.cds.models import HookRequest
+from dmtwatch.errors import DmtwatchError
 from dmtwatch.fhir.client import (
     PATIENT_SEARCHES,
     FhirClient,
@@ -41,11 +42,11 @@ PREFETCH: dict[str, str] = {
 }
 
 
-class RequestProblem(ValueError):
+class RequestProblem(DmtwatchError, ValueError):
     """The hook request itself is wrong (400)."""
 
 
-class DataUnavailable(Exception):
+class DataUnavailable(DmtwatchError):
     """The patient's data could be neither prefetched nor fetched (412)."""
 
 

@@ -26,6 +26,8 @@ import httpcore
 import httpx
 import orjson
 
+from dmtwatch.errors import DmtwatchError, NetworkError
+
 # The resource types the profile reads (spec/fhir-profile.md, Input), and the search
 # parameter that names the patient on each (R4: AdverseEvent has `subject`, not `patient`).
 PATIENT_SEARCHES = {
@@ -50,7 +52,7 @@ METADATA_ADDRESSES = {
 }
 
 
-class FhirClientError(Exception):
+class FhirClientError(NetworkError):
     """A FHIR server could not be read; `status` is the HTTP status when there was one."""
 
     def __init__(self, message: str, status: int | None = None):
@@ -58,7 +60,7 @@ class FhirClientError(Exception):
         self.status = status
 
 
-class ShapeError(ValueError):
+class ShapeError(DmtwatchError, ValueError):
     """A Bundle that is JSON but not the shape FHIR gives it (e.g. `link` as a string)."""
 
 

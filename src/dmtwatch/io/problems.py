@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
+
+# defined with the exception family (dmtwatch.errors), importable from here as before
+from dmtwatch.errors import InputRejected as InputRejected
 
 
 @dataclass(frozen=True, order=True)
@@ -61,19 +63,3 @@ def element_problem(
 ) -> Problem:
     """A problem in a FHIR resource (or file): `where` is e.g. "Observation/abc"."""
     return Problem(where, None, element, value, reason, level, place="element")
-
-
-class InputRejected(Exception):
-    """The input was refused as a whole; nothing was stored."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = sorted(problems, key=_order)
-        super().__init__(self.summary())
-
-    def summary(self) -> str:
-        by_kind = Counter((p.file, p.column, p.reason.split("'")[0]) for p in self.problems)
-        return f"input rejected: {len(self.problems)} problem(s) in {len(by_kind)} kind(s)"
-
-
-def _order(p: Problem) -> tuple:
-    return (p.file, p.row if p.row is not None else 0, p.column or "", p.reason)

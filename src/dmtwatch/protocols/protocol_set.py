@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from dmtwatch.errors import InputError
 from dmtwatch.protocols.schema import Protocol
 
 LOCAL_POLICY = "LOCAL-POLICY"
@@ -59,8 +60,9 @@ class FileProblem:
         return f"{self.file}: {self.path}: {self.why}" if self.path else f"{self.file}: {self.why}"
 
 
-class ProtocolError(ValueError):
-    """Protocol, overlay or configuration files refused; `problems` lists them all."""
+class ProtocolError(InputError):
+    """Protocol, overlay or configuration files refused; `problems` lists them all (the
+    CLI prints one line each and exits as for any input it cannot use)."""
 
     def __init__(self, problems: Sequence[FileProblem]) -> None:
         self.problems = tuple(problems)

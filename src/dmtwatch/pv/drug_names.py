@@ -34,6 +34,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dmtwatch.errors import InputError
+
 FORM_WORDS: tuple[str, ...] = (
     # dosage forms
     "TABLET", "TABLETS", "TAB", "TABS", "CAPLET", "CAPLETS", "CAPSULE", "CAPSULES", "CAP",
@@ -129,7 +131,7 @@ def normalise_ingredients(names: pa.Array | pa.ChunkedArray) -> pa.Array:
     return _squeeze(pc.utf8_upper(names.cast(pa.string())))
 
 
-class DrugMapError(ValueError):
+class DrugMapError(InputError, ValueError):
     """The mapping file cannot be used; the message names the file and the line."""
 
 

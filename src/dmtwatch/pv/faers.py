@@ -61,6 +61,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dmtwatch.duck import sql_literal
+from dmtwatch.errors import InputError
 from dmtwatch.io.problems import Problem
 from dmtwatch.pv.drug_names import (
     DrugMapError,
@@ -109,7 +110,7 @@ _WANTED: dict[str, tuple[tuple[str, tuple[str, ...], bool], ...]] = {
 _KEYS = {"DEMO": ("pid", "case_id"), "DRUG": ("pid",), "REAC": ("pid",)}
 
 
-class FaersError(Exception):
+class FaersError(InputError):
     """A quarter cannot be read at all; the message names the file, folder or zip."""
 
 

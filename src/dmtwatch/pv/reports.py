@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dmtwatch.errors import InputError
 from dmtwatch.io.problems import Problem
 from dmtwatch.pv.textio import blank_rows, read_text_table
 
@@ -32,7 +33,7 @@ REQUIRED: tuple[str, ...] = ("report_id", "drug", "event")
 _ORDER = "_order_"
 
 
-class ReportsError(Exception):
+class ReportsError(InputError):
     """The reports file cannot be used at all; `file` and `missing` say why."""
 
     def __init__(self, file: str, message: str, missing: tuple[str, ...] = ()):

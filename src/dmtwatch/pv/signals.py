@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dmtwatch.errors import InputError
 from dmtwatch.pv.counts import count_pairs
 from dmtwatch.pv.gps import Prior, ebgm_quantities, fit_prior
 from dmtwatch.pv.measures import disproportionality
@@ -22,7 +23,7 @@ OUTPUT_COLUMNS = (
 )  # fmt: skip
 
 
-class SignalsError(Exception):
+class SignalsError(InputError):
     """A request that cannot give a result (e.g. no pair for the drug asked about)."""
 
 

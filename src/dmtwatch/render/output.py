@@ -5,7 +5,8 @@ stays on one file system), flushes it to disk, then `os.replace`s it over the ta
 reader sees the previous file or the new one, never half of one; a failure (a renderer
 raising, a full disk) removes the temporary file and leaves the previous file as it was.
 Missing folders are created; when that or the write is impossible, `OutputError` says
-which path and why, in one line.
+which path and why, in one line (`OutputPathError`, a usage error, when the path itself
+cannot be used).
 
 `safe_cell` follows the OWASP CSV-injection guidance: a *text* cell starting with
 = + - @, a tab or a carriage return (after any leading blanks) gets a leading single
@@ -23,6 +24,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from dmtwatch.errors import OutputError, OutputPathError
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -31,14 +34,6 @@ def safe_cell(value: Any) -> Any:
     if isinstance(value, str) and value.lstrip(" \n").startswith(FORMULA_STARTS):
         return "'" + value
     return value
-
-
-class OutputError(Exception):
-    """An output file could not be written; `usage` when the path itself is unusable."""
-
-    def __init__(self, message: str, *, usage: bool) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 def _why(exc: OSError) -> str:
@@ -59,8 +54,8 @@ def ensure_folder(folder: Path, *, for_path: Path | None = None) -> None:
                 if not parent.is_dir():
                     why = f"{parent} is not a folder"
                 break
-        raise OutputError(
-            f"cannot write {named}: cannot create folder {folder}: {why}", usage=True
+        raise OutputPathError(
+            f"cannot write {named}: cannot create folder {folder}: {why}"
         ) from exc
 
 
@@ -80,11 +75,11 @@ def _temporary_beside(path: Path, suffix: str) -> Iterator[tuple[int, Path]]:
     folder = path.parent
     ensure_folder(folder, for_path=path)
     if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder", usage=True)
+        raise OutputPathError(f"cannot write {path}: it is a folder")
     try:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {_why(exc)}", usage=True) from exc
+        raise OutputPathError(f"cannot write {path}: {_why(exc)}") from exc
     tmp = Path(name)
     try:
         yield fd, tmp
@@ -92,8 +87,7 @@ def _temporary_beside(path: Path, suffix: str) -> Iterator[tuple[int, Path]]:
         os.replace(tmp, path)
     except OSError as exc:
         raise OutputError(
-            f"cannot write {path}: {_why(exc)}; the previous file, if any, is unchanged",
-            usage=False,
+            f"cannot write {path}: {_why(exc)}; the previous file, if any, is unchanged"
         ) from exc
     finally:
         with suppress(OSError):

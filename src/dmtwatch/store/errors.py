@@ -6,11 +6,10 @@ import re
 
 from sqlalchemy.engine import make_url
 
+# the store's one exception, defined with the exception family (dmtwatch.errors)
+from dmtwatch.errors import StoreError as StoreError
+
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-
-
-class StoreError(Exception):
-    """A database could not be opened, migrated, written or read; the message says which."""
 
 
 def mask_url(url: str) -> str:
