@@ -16,7 +16,7 @@ import pytest
 
 import dmtwatch
 import dmtwatch.api
-from dmtwatch.engine.findings import FINDING_COLUMNS
+from dmtwatch.engine.findings import OUTPUT_COLUMNS
 
 AS_OF = "2016-01-15"
 
@@ -106,9 +106,9 @@ def test_check_gives_the_findings_of_the_cli_json(
 def test_a_finding_is_typed_and_frozen(clinic: dmtwatch.Clinic) -> None:
     finding = next(iter(dmtwatch.check(clinic, AS_OF)))
     names = {f.name for f in dataclasses.fields(finding)}
-    assert set(FINDING_COLUMNS) | {"key", "facts"} <= names
+    assert set(OUTPUT_COLUMNS) <= names
     assert isinstance(finding.date, dt.date) and isinstance(finding.facts, dict)
-    assert finding.key is None or isinstance(finding.key, str)
+    assert isinstance(finding.key, str) and len(finding.key) == 32
     with pytest.raises(dataclasses.FrozenInstanceError):
         finding.code = "X"  # type: ignore[misc]
 

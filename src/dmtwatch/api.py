@@ -143,8 +143,8 @@ class Evidence:
 class Finding:
     """One worklist entry: a row of the engine's findings table (contract section 4).
 
-    `key` is the finding's stable identity and `facts` its structured values, where the
-    engine provides them (None and {} otherwise)."""
+    `key` is the finding's stable identity (the same occurrence keeps it from run to
+    run) and `facts` what the rule found as values (contract section 4)."""
 
     code: str
     patient_id: str
@@ -157,7 +157,7 @@ class Finding:
     source: str
     grade: int | None
     protocol: str
-    key: str | None = None
+    key: str
     facts: dict[str, Any] = field(default_factory=dict, hash=False)
     evidence: tuple[Evidence, ...] = ()
 
@@ -192,9 +192,6 @@ class Worklist:
                 Evidence(row["table"], row["date"], row["item"], row["value"])
             )
         for row in self._result.findings.to_pylist():
-            facts = row.get("facts")
-            if isinstance(facts, str):
-                facts = json.loads(facts)
             yield Finding(
                 code=row["code"],
                 patient_id=row["patient_id"],
@@ -207,8 +204,8 @@ class Worklist:
                 source=row["source"],
                 grade=row["grade"],
                 protocol=row["protocol"],
-                key=row.get("key"),
-                facts=dict(facts or {}),
+                key=row["key"],
+                facts=json.loads(row["facts"]),
                 evidence=tuple(evidence.get((row["code"], row["patient_id"], row["test"]), ())),
             )
 

@@ -457,8 +457,8 @@ def _overlaps(a: tuple, b: tuple) -> bool:
     return a[:n] == b[:n]
 
 
-class _PathError(Exception):
-    pass
+class _PathError(InputError):
+    """A change's path names nothing (caught and reported as a FileProblem)."""
 
 
 _SEGMENT = re.compile(r"(?P<name>[A-Za-z0-9_]+)(?:\[(?P<sel>[^\]]+)\])?$")
