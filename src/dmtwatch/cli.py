@@ -88,7 +88,7 @@ class _Commands(TyperGroup):
 
 
 def _report_error(e: DmtwatchError, outcome: str | None) -> None:
-    from dmtwatch.protocols.protocol_set import ProtocolError
+    from dmtwatch.protocols.loading import ProtocolError
 
     if isinstance(e, ProtocolError):  # every refused file and key path, a line each
         for problem in e.problems:

@@ -11,7 +11,8 @@ import pyarrow as pa
 from dmtwatch.audit import stats
 from dmtwatch.audit.context import AuditContext
 from dmtwatch.model.lab_catalogue import lab_catalogue
-from dmtwatch.protocols.schema import Flag, load_protocol
+from dmtwatch.protocols.schema import load_protocol
+from dmtwatch.rules.flags import Flag
 
 KINDS = {"THY-TPO": "tpo_positive", "THY-HYPO": "hypothyroid", "THY-HYPER": "hyperthyroid"}
 

@@ -53,7 +53,7 @@ from dmtwatch.errors import DmtwatchError
 from dmtwatch.fhir.client import OutboundPolicy
 from dmtwatch.io import InputRejected
 from dmtwatch.model.dataset import Dataset
-from dmtwatch.protocols.protocol_set import ProtocolSet
+from dmtwatch.protocols.loading import ProtocolSet
 from dmtwatch.store.errors import StoreError
 
 log = logging.getLogger("dmtwatch.cds")

@@ -13,7 +13,8 @@ from functools import cache
 
 from dmtwatch.cds.models import Action, Card, Coding, Link, Source, Suggestion
 from dmtwatch.fhir import codes
-from dmtwatch.protocols.schema import Protocol, RelapseImaging, load_protocol
+from dmtwatch.protocols.schema import Protocol, load_protocol
+from dmtwatch.rules.relapse_imaging import RelapseImaging
 
 SUMMARY_MAX = 139  # the specification: "<140-character summary"
 ORDER_SYSTEM = codes.own("order")  # no standard order code for this scan in the reference

@@ -18,7 +18,7 @@ import time
 from sqlalchemy import func, select
 
 from dmtwatch.engine.run import run_check
-from dmtwatch.protocols.protocol_set import ProtocolSet
+from dmtwatch.protocols.loading import ProtocolSet
 from dmtwatch.render.worklist import finding_dicts
 from dmtwatch.store import load
 from dmtwatch.store.schema import ID, KEYED_BY_PATIENT, TABLES

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from dmtwatch.engine.run import run_check
 from dmtwatch.model.dataset import Dataset
-from dmtwatch.protocols.protocol_set import ProtocolSet
+from dmtwatch.protocols.loading import ProtocolSet
 from dmtwatch.render.worklist import finding_dicts
 
 Findings = list[dict]  # the contract's finding JSON (render/worklist.py), one patient

@@ -11,7 +11,7 @@ from ibis import _
 
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.model.tables import NOT_DMT
-from dmtwatch.protocols.schema import Therapy
+from dmtwatch.protocols.parts import Therapy
 
 
 def treatment_rows(ctx: Context, therapy: Therapy) -> ibis.Table:

@@ -15,12 +15,15 @@ patient and test it makes the finding's stable identity (`key`, see run.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Protocol as Protocol_
 
 import ibis
 
 from dmtwatch.engine.text import as_text, render
-from dmtwatch.protocols.schema import Protocol
+
+if TYPE_CHECKING:
+    from dmtwatch.protocols.schema import Protocol
 
 FINDING_COLUMNS = (
     "code",

@@ -1,22 +1,29 @@
-"""Lab rules: CTCAE grading (LAB-*), lab flags (THY-*) and exposure flags (NTZ-*).
+"""Lab results as the rules read them: limits resolved, baselines per course, CTCAE
+grades, and the shared pieces of lab rules (a result beyond its limit, a flag raised,
+the latest result after day 0, a result's wording fields and facts).
 
-Grading follows admiral's habit: criteria are metadata (protocol `grading`), compiled
-here into one CASE expression per test and applied to every result after day 0.
-The audit grades with the same function, so `check` and `audit` cannot disagree.
+The rule kinds that report on them (grading, flags) are modules under dmtwatch/rules/;
+the audit reuses these same functions, so `check` and `audit` cannot disagree.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import ibis
 from ibis import _
 
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import all_episodes, current_episode, in_episode
-from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.latest import latest_rows
-from dmtwatch.engine.text import as_text, render, reported_note, shown_value, value_as_reported
+from dmtwatch.engine.text import as_text, reported_note, shown_value, value_as_reported
 from dmtwatch.model.lab_catalogue import lab_catalogue
-from dmtwatch.protocols.schema import Flag, GradeCriterion, Grading, Protocol
+from dmtwatch.protocols.parts import GradeCriterion
+
+if TYPE_CHECKING:
+    from dmtwatch.protocols.schema import Protocol
+    from dmtwatch.rules.flags import Flag
+    from dmtwatch.rules.grading import Grading
 
 _NEVER = ibis.literal(False)
 
@@ -111,7 +118,7 @@ def _day0(ctx: Context, protocol: Protocol) -> ibis.Table:
     )
 
 
-def _times(limit: ibis.NumericValue, factor: float) -> ibis.NumericValue:
+def multiple_of(limit: ibis.NumericValue, factor: float) -> ibis.NumericValue:
     """A limit times a factor, rounded like imported values (9 decimals) so that a value
     exactly at a cut is at it after unit conversion (1.3 mg/dL x 88.42 x 1.5)."""
     return (limit * factor).round(9)
@@ -124,17 +131,17 @@ def _criterion(c: GradeCriterion, t: ibis.Table) -> ibis.BooleanValue:
     if c.below is not None:
         parts.append(v < c.below)
     if c.below_lln is not None:
-        parts.append(v < _times(low, c.below_lln))
+        parts.append(v < multiple_of(low, c.below_lln))
     if c.above_uln is not None:
-        uln = v > _times(high, c.above_uln)
+        uln = v > multiple_of(high, c.above_uln)
         relative = c.above_abnormal_baseline is not None or c.at_least_abnormal_baseline is not None
         parts.append(uln & ~abnormal_base if relative else uln)
     if c.above_baseline is not None:
-        parts.append(v > _times(base, c.above_baseline))
+        parts.append(v > multiple_of(base, c.above_baseline))
     if c.above_abnormal_baseline is not None:
-        parts.append(abnormal_base & (v > _times(base, c.above_abnormal_baseline)))
+        parts.append(abnormal_base & (v > multiple_of(base, c.above_abnormal_baseline)))
     if c.at_least_abnormal_baseline is not None:
-        parts.append(abnormal_base & (v >= _times(base, c.at_least_abnormal_baseline)))
+        parts.append(abnormal_base & (v >= multiple_of(base, c.at_least_abnormal_baseline)))
     out = _NEVER
     for p in parts:
         out = out | p.fill_null(False)
@@ -158,84 +165,14 @@ def graded_results(ctx: Context, protocol: Protocol) -> ibis.Table:
     return post.mutate(grade=grade.cast("int32"))
 
 
-def grading_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
-    if not protocol.grading:
-        return []
-    graded = graded_results(ctx, protocol).select(
-        "patient_id",
-        "test",
-        "date",
-        "grade",
-        "value",
-        "unit",
-        "value_reported",
-        "unit_reported",
-        "ref_low",
-        "ref_high",
-        "baseline",
-    )
-    latest = latest_rows(
-        graded,
-        ["patient_id", "test"],
-        tiebreak=graded.grade,
-        worst_grade=graded.grade.max(),
-        # the occurrence: abnormal since the last normal result (none: since day 0)
-        last_normal=graded.date.max(where=graded.grade == 0),
-    )
-    latest = ctx.materialize(f"graded_latest_{protocol.id}", latest.filter(latest.grade >= 1))
-    out = []
-    for rule in protocol.grading:
-        t = latest.filter(latest.test == rule.test)
-        t = ctx.stage(t)
-        fields = {
-            "grade": t.grade,
-            "worst_grade": t.worst_grade,
-            "value": shown_value(t),
-            "unit": t.unit,
-            "reported": reported_note(t),
-            "date": t.date,
-            "ref_low": t.ref_low,
-            "ref_high": t.ref_high,
-            "baseline": t.baseline,
-            "term": ibis.literal(rule.term),
-        }
-        found = make_findings(
-            t,
-            protocol=protocol,
-            rule=rule,
-            severity=t.grade.cases(*rule.severity.items()),
-            date=t.date,
-            fields=fields,
-            test=t.test,
-            grade=t.grade,
-            anchor=t.last_normal,
-            facts={
-                **_result_facts(t),
-                "baseline": t.baseline,
-                "worst_grade": t.worst_grade,
-            },
-        )
-        ev = make_evidence(
-            t,
-            code=rule.code,
-            test=t.test,
-            table="labs",
-            date=t.date,
-            item=t.test,
-            value=_value_text(t),
-        )
-        out.append((found, ev))
-    return out
-
-
-def _value_text(t: ibis.Table) -> ibis.StringValue:
+def evidence_text(t: ibis.Table) -> ibis.StringValue:
     """A result as evidence text: the answer of a qualitative test, else value and unit
     (and the value as reported, where a unit conversion changed it)."""
     number = shown_value(t).concat(" ").concat(as_text(t.unit, "")).concat(reported_note(t))
     return ibis.coalesce(t.value_text, number) if "value_text" in t.columns else number
 
 
-def _beyond(
+def beyond(
     limit: str, t: ibis.Table, value: str = "value", low: str = "ref_low", high: str = "ref_high"
 ):
     if limit == "above_ref_high":
@@ -243,7 +180,7 @@ def _beyond(
     return t[value] < t[low]
 
 
-def _positive(test: str, answer: ibis.StringValue) -> ibis.BooleanValue:
+def positive_answer(test: str, answer: ibis.StringValue) -> ibis.BooleanValue:
     """A qualitative answer at or past the catalogue's `abnormal_from` (e.g. trace or more)."""
     entry = lab_catalogue().tests[test]
     if not entry.qualitative or entry.abnormal_from is None:
@@ -252,34 +189,30 @@ def _positive(test: str, answer: ibis.StringValue) -> ibis.BooleanValue:
     return answer.isin(entry.qualitative[start:])
 
 
-def _raised(rule: Flag, t: ibis.Table) -> ibis.BooleanValue:
+def raised(rule: Flag, t: ibis.Table) -> ibis.BooleanValue:
     """The flag's own condition on a result row."""
     positive = rule.when == "positive"
-    hit = _positive(rule.test, t.value_text) if positive else _beyond(rule.when, t)
+    hit = positive_answer(rule.test, t.value_text) if positive else beyond(rule.when, t)
     if rule.at_least is not None:
         hit = hit.fill_null(False) | (t.value >= rule.at_least)
     return hit.fill_null(False)
 
 
-def _latest_after_day0(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Table:
+def latest_after_day0(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Table:
     """The latest result of the flag's test after day 0, and `last_clear`: the day of
     the latest result that did not raise it (the flag's occurrence runs from there)."""
     labs = limited_labs(ctx).filter(_.test == rule.test)
     j = labs.join(_day0(ctx, protocol), "patient_id")
     j = j.filter(j.date > j.first_start)
     return j.mutate(
-        last_clear=j.date.max(where=~_raised(rule, j)).over(group_by="patient_id"),
+        last_clear=j.date.max(where=~raised(rule, j)).over(group_by="patient_id"),
         rn=ibis.row_number().over(
             group_by="patient_id", order_by=[ibis.desc(j.date), ibis.desc(j.value)]
         ),
     ).filter(_.rn == 0)
 
 
-def flag_findings(ctx: Context, protocol: Protocol) -> list[tuple[ibis.Table, ibis.Table]]:
-    return [_flag(ctx, protocol, rule) for rule in protocol.flags]
-
-
-def _result_fields(t: ibis.Table) -> dict[str, ibis.Value]:
+def result_fields(t: ibis.Table) -> dict[str, ibis.Value]:
     """The template fields every lab finding can name: the result and its limits."""
     return {
         "value": ibis.coalesce(t.value_text, shown_value(t)),
@@ -291,7 +224,7 @@ def _result_fields(t: ibis.Table) -> dict[str, ibis.Value]:
     }
 
 
-def _result_facts(t: ibis.Table) -> dict[str, ibis.Value]:
+def result_facts(t: ibis.Table) -> dict[str, ibis.Value]:
     """The facts every lab finding states: the result as stored and as reported."""
     facts = {
         "test": t.test,
@@ -303,135 +236,3 @@ def _result_facts(t: ibis.Table) -> dict[str, ibis.Value]:
         "ref_high": t.ref_high,
     }
     return {**facts, "value_text": t.value_text} if "value_text" in t.columns else facts
-
-
-def _flag(ctx: Context, protocol: Protocol, rule: Flag) -> tuple[ibis.Table, ibis.Table]:
-    t = _latest_after_day0(ctx, protocol, rule)
-    t = ctx.stage(t.filter(_raised(rule, t)))
-    severity: ibis.Value | str = rule.severity
-    fields = _result_fields(t)
-    facts = _result_facts(t)
-    comp = rule.companion
-    if comp is not None:
-        t, severity, fields, facts = _with_companion(ctx, protocol, rule, t)
-    found = make_findings(
-        t,
-        protocol=protocol,
-        rule=rule,
-        severity=severity,
-        date=t.date,
-        fields=fields,
-        anchor=t.last_clear,
-        facts=facts,
-    )
-    ev = make_evidence(
-        t, code=rule.code, table="labs", date=t.date, item=t.test, value=_value_text(t)
-    )
-    if comp is not None:
-        ev2 = make_evidence(
-            t.filter(t.c_value.notnull()),
-            code=rule.code,
-            table="labs",
-            date=t.c_date,
-            item=ibis.literal(comp.test),
-            value=shown_value(t, "c_")
-            .concat(" ")
-            .concat(as_text(t.c_unit, ""))
-            .concat(reported_note(t, "c_")),
-        )
-        ev = ev.union(ev2)
-    return found, ev
-
-
-def _with_companion(
-    ctx: Context, protocol: Protocol, rule: Flag, t: ibis.Table
-) -> tuple[ibis.Table, ibis.Value, dict[str, ibis.Value], dict[str, ibis.Value]]:
-    """The flagged rows with the companion result nearest in time (within the window),
-    filtered by what it excludes or requires, and the severity it escalates to."""
-    comp = rule.companion
-    assert comp is not None
-    c = (
-        limited_labs(ctx)
-        .filter(_.test == comp.test)
-        .select(
-            c_patient="patient_id",
-            c_date="date",
-            c_value="value",
-            c_unit="unit",
-            c_value_reported="value_reported",
-            c_unit_reported="unit_reported",
-            c_low="ref_low",
-            c_high="ref_high",
-        )
-    )
-    apart = c.c_date.delta(t.date, unit="day")
-    # a result measured after excludes only from the flagged day on; otherwise either side
-    near = (
-        (apart >= 0) & (apart <= comp.within_days)
-        if comp.excludes == "measured_after"
-        else (apart.abs() <= comp.within_days)
-    )
-    j = t.left_join(c, (t.patient_id == c.c_patient) & near)
-    j = j.mutate(
-        c_rn=ibis.row_number().over(
-            group_by="patient_id",
-            order_by=[j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)],
-        )
-    ).filter(_.c_rn == 0)
-    if comp.excludes == "measured_after":
-        j = j.filter(j.c_date.isnull())
-    elif comp.excludes is not None:
-        j = j.filter(~_beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False))
-    if comp.requires is not None:
-        j = j.filter(_beyond(comp.requires, j, "c_value", "c_low", "c_high").fill_null(False))
-    times = comp.escalates_at_baseline_times
-    if times is not None:
-        j = with_baseline(ctx, protocol, j, test=comp.test)
-    t = ctx.stage(j)
-    escalated = ibis.literal(False)
-    if comp.escalates is not None:
-        escalated = _beyond(comp.escalates, t, "c_value", "c_low", "c_high").fill_null(False)
-    # the companion's state: a key for the facts, the protocol's phrase for the text
-    words = protocol.phrases
-    states = [
-        (t.c_value.isnull(), "not_measured"),
-        (t.c_value < t.c_low, "below"),
-        (t.c_value > t.c_high, "above"),
-    ]
-    phrases = {
-        "not_measured": render(
-            words.companion_not_measured,
-            {"within_days": ibis.literal(comp.within_days)},
-            words.missing,
-        ),
-        "below": ibis.literal(words.companion_below),
-        "above": ibis.literal(words.companion_above),
-        "within": ibis.literal(words.companion_within),
-    }
-    if times is not None:
-        risen = (t.c_value >= _times(t.baseline, times)).fill_null(False)
-        escalated = escalated | risen
-        states.append((risen, "risen"))
-        phrases["risen"] = render(
-            words.companion_risen,
-            {"times": ibis.literal(f"{times:g}"), "baseline": t.baseline},
-            words.missing,
-        )
-    state = ibis.cases(*states, else_="within")
-    severity = ibis.ifelse(escalated, rule.escalated_severity or rule.severity, rule.severity)
-    fields = {
-        **_result_fields(t),
-        "companion_value": shown_value(t, "c_"),
-        "companion_unit": t.c_unit,
-        "companion_reported": reported_note(t, "c_"),
-        "companion_state": ibis.cases(*[(state == k, v) for k, v in phrases.items()]),
-    }
-    facts = {
-        **_result_facts(t),
-        "companion_test": ibis.literal(comp.test),
-        "companion_value": t.c_value,
-        "companion_unit": t.c_unit,
-        "companion_date": t.c_date,
-        "companion_state": state,
-    }
-    return t, severity, fields, facts

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dmtwatch.protocols.protocol_set import ProtocolSet
+    from dmtwatch.protocols.loading import ProtocolSet
 
 # (package, file suffix): source and data files the compiled SQL depends on
 _INPUTS = (

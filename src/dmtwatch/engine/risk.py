@@ -9,20 +9,23 @@ stratification is data, and schedule items can shorten their interval per stratu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import ibis
 from ibis import _
 
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode
-from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.labs import limited_labs
 from dmtwatch.engine.text import as_text
-from dmtwatch.protocols.schema import Protocol, ResultValidity, RiskStratification, RiskStratum
 
-Pair = tuple[ibis.Table, ibis.Table]
+if TYPE_CHECKING:
+    from dmtwatch.protocols.schema import Protocol
+    from dmtwatch.rules.result_validity import ResultValidity
+    from dmtwatch.rules.risk_strata import RiskStratification, RiskStratum
 
 
-def _monitored(ctx: Context, protocol: Protocol) -> ibis.Table:
+def monitored(ctx: Context, protocol: Protocol) -> ibis.Table:
     """Patients whose latest episode is still in the protocol's monitoring tail."""
     ep = current_episode(ctx, protocol.therapy)
     ends = add_days(ep.end, protocol.therapy.monitoring_days_after_end)
@@ -85,67 +88,6 @@ def checked_results(ctx: Context, protocol: Protocol, test: str) -> ibis.Table:
     )
 
 
-def result_validity(ctx: Context, protocol: Protocol) -> list[Pair]:
-    return [_invalid_latest(ctx, protocol, rule) for rule in protocol.result_validity]
-
-
-def _invalid_latest(ctx: Context, protocol: Protocol, rule: ResultValidity) -> Pair:
-    """The patient's latest result of the test is not valid: repeat it."""
-    res = checked_results(ctx, protocol, rule.test)
-    mon = _monitored(ctx, protocol).select(m_patient="patient_id")
-    res = res.join(mon, res.patient_id == mon.m_patient)
-    res = res.mutate(
-        rn=ibis.row_number().over(
-            group_by="patient_id",
-            order_by=[ibis.desc(res.date), res.invalid_drug.isnull(), ibis.desc(res.value)],
-        )
-    )
-    t = ctx.stage(res.filter((res.rn == 0) & res.invalid_drug.notnull()))
-    found = make_findings(
-        t,
-        protocol=protocol,
-        rule=rule,
-        severity=rule.severity,
-        date=t.date,
-        fields={
-            "value": t.value,
-            "date": t.date,
-            "drug": t.invalid_drug,
-            "drug_start": t.invalid_start,
-            "drug_end": t.invalid_end,
-            "days_after": t.date.delta(t.invalid_end, unit="day"),
-            "valid_from": t.valid_from,
-        },
-        test=t.test,
-        anchor=t.date,  # this result: a new one is a new occurrence
-        facts={
-            "test": t.test,
-            "value": t.value,
-            "unit": t.unit,
-            "result_date": t.date,
-            "invalid_drug": t.invalid_drug,
-            "valid_from": t.valid_from,
-        },
-    )
-    ev = make_evidence(
-        t,
-        code=rule.code,
-        table="labs",
-        date=t.date,
-        item=t.test,
-        value=as_text(t.value, protocol.phrases.missing),
-    )
-    ev2 = make_evidence(
-        t,
-        code=rule.code,
-        table="treatments",
-        date=t.invalid_start,
-        item=t.invalid_drug,
-        value=as_text(t.invalid_start),
-    )
-    return found, ev.union(ev2)
-
-
 def _holds(s: RiskStratum, t: ibis.Table) -> ibis.BooleanValue:
     """Every condition the stratum states holds for the row."""
     out = ibis.literal(True)
@@ -170,7 +112,7 @@ def risk_table(ctx: Context, protocol: Protocol, rule: RiskStratification) -> ib
             group_by="patient_id", order_by=[ibis.desc(res.date), ibis.desc(res.value)]
         )
     ).filter(_.rn == 0)
-    mon = _monitored(ctx, protocol).select("patient_id", "exposure_days")
+    mon = monitored(ctx, protocol).select("patient_id", "exposure_days")
     t = res.join(mon, "patient_id")
     if rule.prior_drugs:
         tr = ctx.tables["treatments"].filter(_.drug.isin(rule.prior_drugs))
@@ -184,52 +126,3 @@ def risk_table(ctx: Context, protocol: Protocol, rule: RiskStratification) -> ib
     stratum = ibis.cases(*[(_holds(s, t), s.id) for s in rule.strata], else_=ibis.null("string"))
     t = t.mutate(stratum=stratum)
     return ctx.materialize(f"risk_{protocol.id}", t)
-
-
-def risk_strata(ctx: Context, protocol: Protocol) -> list[Pair]:
-    # a stratification whose strata raise nothing finds nothing
-    return [
-        _stratum_findings(ctx, protocol, rule)
-        for rule in protocol.risk_strata
-        if any(s.severity is not None for s in rule.strata)
-    ]
-
-
-def _stratum_findings(ctx: Context, protocol: Protocol, rule: RiskStratification) -> Pair:
-    raised = {s.id: s for s in rule.strata if s.severity is not None}
-    risk = risk_table(ctx, protocol, rule)
-    t = ctx.stage(risk.filter(risk.stratum.isin(list(raised))))
-    found = make_findings(
-        t,
-        protocol=protocol,
-        rule=rule,
-        severity=t.stratum.cases(*[(k, s.severity) for k, s in raised.items()]),
-        date=t.date,
-        fields={
-            "value": t.value,
-            "date": t.date,
-            "exposure_days": t.exposure_days,
-            "stratum": t.stratum.cases(*[(k, s.label) for k, s in raised.items()]),
-            "prior_drugs": t.prior_drugs.fill_null(protocol.phrases.none_recorded),
-        },
-        anchor=t.stratum,  # this stratum: a move to another is a new occurrence
-        facts={
-            "test": t.test,
-            "value": t.value,
-            "unit": t.unit,
-            "result_date": t.date,
-            "ref_high": t.ref_high,
-            "stratum": t.stratum,
-            "exposure_days": t.exposure_days,
-            "prior_drugs": t.prior_drugs,
-        },
-    )
-    ev = make_evidence(
-        t,
-        code=rule.code,
-        table="labs",
-        date=t.date,
-        item=t.test,
-        value=as_text(t.value, protocol.phrases.missing),
-    )
-    return found, ev

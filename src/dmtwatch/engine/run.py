@@ -20,16 +20,14 @@ import pyarrow.compute as pc
 from dmtwatch import duck
 from dmtwatch.duck import sql_literal
 from dmtwatch.engine import plan_cache
-from dmtwatch.engine.clinical import imaging_findings, infusion_proximity, relapse_imaging
 from dmtwatch.engine.context import Context, Step, tables_read
 from dmtwatch.engine.findings import EVIDENCE_COLUMNS, FACT_COLUMNS, FACTS, FINDING_COLUMNS
-from dmtwatch.engine.labs import flag_findings, grading_findings
-from dmtwatch.engine.risk import result_validity, risk_strata
 from dmtwatch.engine.schedule import missing_baseline, overdue
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.model.tables import EVENT_DATE
-from dmtwatch.protocols.protocol_set import ProtocolSet, in_force
+from dmtwatch.protocols.loading import ProtocolSet, in_force
 from dmtwatch.protocols.schema import SEVERITY_ORDER, Protocol
+from dmtwatch.rules import rule_kinds
 
 # Codes whose findings are kept per test, not per patient (contract section 4).
 PER_TEST_CODES = ("MON-OVERDUE", "MON-BASELINE")
@@ -70,21 +68,11 @@ class Plan:
     rules: tuple[RuleSql, ...]
 
 
-RULE_KINDS = (
-    overdue,
-    missing_baseline,
-    grading_findings,
-    flag_findings,
-    result_validity,
-    risk_strata,
-    relapse_imaging,
-    imaging_findings,
-    infusion_proximity,
-)
-
+# The schedule's own findings, then every rule kind's (one module each, dmtwatch/rules/).
+RULE_KINDS = (overdue, missing_baseline, *(kind.find for kind in rule_kinds()))
 
 # The rules on relapses and MRI alone (the audit's CNS watch runs just these).
-CLINICAL_KINDS = (relapse_imaging, imaging_findings, infusion_proximity)
+CLINICAL_KINDS = tuple(kind.find for kind in rule_kinds() if kind.clinical)
 
 
 def compile_plan(protocols: list[Protocol], kinds: tuple = RULE_KINDS) -> Plan:

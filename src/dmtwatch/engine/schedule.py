@@ -7,6 +7,8 @@ the clock start and the last time it was done; it is overdue once the grace has 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import ibis
 from ibis import _
 
@@ -15,7 +17,9 @@ from dmtwatch.engine.exposure import current_episode
 from dmtwatch.engine.findings import CodedWording, make_evidence, make_findings
 from dmtwatch.engine.risk import risk_table
 from dmtwatch.engine.text import as_text, render
-from dmtwatch.protocols.schema import Protocol
+
+if TYPE_CHECKING:
+    from dmtwatch.protocols.schema import Protocol
 
 _ITEM_SCHEMA = {
     "item": "string",

@@ -16,7 +16,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from dmtwatch.model.lab_catalogue import lab_catalogue
-from dmtwatch.protocols.schema import GradeCriterion, _Strict
+from dmtwatch.protocols.parts import GradeCriterion, _Strict
 
 CTCAE_FILE = "ctcae.yaml"
 

@@ -11,68 +11,11 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from dmtwatch.protocols.schema import (
-    Flag,
-    Grading,
-    ImagingFinding,
-    InfusionProximity,
-    Protocol,
-    RelapseImaging,
-    ResultValidity,
-    RiskStratification,
-    load_protocols,
-)
-
-MECHANISM = {
-    Grading: (
-        "The latest result of the test dated after day 0 (the first infusion) is graded with "
-        "CTCAE v5 criteria; the grade is the highest whose criterion holds. Limits are the "
-        "laboratory's own range when the result carries one, otherwise the catalogue default "
-        "(`model/lab_tests.yaml`). Baseline is the last result on or before the first day "
-        "of the course the result follows (each course has its own)."
-    ),
-    Flag: (
-        "The latest result of the test dated after day 0 is compared with its limit (or, for "
-        "a qualitative test, with the catalogue's first abnormal answer; `at_least`: also at "
-        "or above that value whatever the lab's range). A companion test within the stated "
-        "window can exclude the finding (beyond a limit, or `measured_after`: any result on "
-        "the same day or in the window after), be required for it, or raise its severity "
-        "(beyond its limit, or at a multiple of its baseline before the latest course)."
-    ),
-    RelapseImaging: (
-        "For every relapse from day 0 on, the first MRI of the listed regions (with contrast "
-        "where required) on or after onset is looked up. With none at all the finding is "
-        "raised at once, from the day of onset; a scan later than the window gives the late "
-        "severity; a scan within the window satisfies the rule. One finding per patient: a "
-        "relapse still without a scan first, otherwise the latest relapse. With `ageing`, an "
-        "alarm whose relapse is older than the stated days is shown at the lower severity."
-    ),
-    ImagingFinding: (
-        "The latest MRI from day 0 on whose lesion count is above zero. The detail gives the "
-        "days since the last infusion, whether that lies in the B-cell repopulation window, "
-        "any rescue therapy started on or after the scan, and the latest follow-up scan of "
-        "the same region. It stays at its own severity until a follow-up scan exists, rescue "
-        "therapy or not; a follow-up with no such lesions gives the receded severity."
-    ),
-    InfusionProximity: (
-        "An event (any apparent relapse where `relapses` is true, and adverse events of the "
-        "listed categories) whose onset falls on an infusion day or within the stated number "
-        "of days after the last day of a course row. With `ageing`, an event older than the "
-        "stated days is shown at the lower severity."
-    ),
-    ResultValidity: (
-        "The patient's latest result of the test was drawn on or after the first day of a "
-        "listed treatment and within the stated days after its last day: it is not valid. "
-        "Rules on the test skip it (an earlier valid result stands) and this finding asks "
-        "for a repeat."
-    ),
-    RiskStratification: (
-        "While the patient is monitored: the latest valid result, the days of cumulative "
-        "exposure and any prior drug of the list place the patient in the first stratum "
-        "whose conditions all hold (`positive`: above the lab's upper limit). Strata with a "
-        "severity raise this finding; schedule items may shorten their interval per stratum."
-    ),
-}
+from dmtwatch.protocols.schema import Protocol, load_protocols
+from dmtwatch.rules import kind_of
+from dmtwatch.rules.grading import Grading
+from dmtwatch.rules.imaging_findings import ImagingFinding
+from dmtwatch.rules.relapse_imaging import RelapseImaging
 
 
 def _criteria_table(rule: Grading) -> list[str]:
@@ -94,7 +37,7 @@ def _criteria_table(rule: Grading) -> list[str]:
 
 def _rule_lines(protocol: Protocol, rule) -> list[str]:
     out = [f"### {protocol.title} (`{protocol.id}.yaml`)", ""]
-    out += [MECHANISM[type(rule)], ""]
+    out += [kind_of(rule).mechanism, ""]
     if isinstance(rule, Grading):
         out += [f"Test: `{rule.test}` ({rule.term}), direction {rule.direction}.", ""]
         out += _criteria_table(rule)
