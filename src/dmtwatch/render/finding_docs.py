@@ -7,8 +7,11 @@ regenerates the pages and compares them with docs/findings/.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from dmtwatch.protocols.schema import (
@@ -172,10 +175,215 @@ def _vignettes(folder: Path | None) -> dict[str, dict[str, list[str]]]:
     return found
 
 
+@dataclass(frozen=True)
+class WorkedCase:
+    """One vignette case shown on a code's page: `want` is its `expect` entry for the code
+    (raises) or its `absent` entry (does not raise)."""
+
+    vignette: Path
+    as_of: str
+    want: dict
+    raises: bool
+
+
+def worked_cases(folder: Path | None) -> dict[str, tuple[WorkedCase | None, WorkedCase | None]]:
+    """code -> (a case that raises it, a case that does not), from the vignettes' expected.json.
+
+    A vignette that has both for the code gives both (the same story, another date or
+    patient, as ruff shows a rule's example and its fix); otherwise the first vignette by
+    name that raises it and the first that does not. Within a vignette, its first case and
+    entry for the code.
+    """
+    entries: dict[str, dict[str, list[WorkedCase]]] = defaultdict(lambda: defaultdict(list))
+    if folder is None or not folder.is_dir():
+        return {}
+    for case in sorted(p for p in folder.iterdir() if (p / "expected.json").exists()):
+        spec = json.loads((case / "expected.json").read_text())
+        for c in spec.get("cases", [spec]):
+            for raises, key in ((True, "expect"), (False, "absent")):
+                for e in c.get(key, []):
+                    entries[e["code"]][case.name].append(WorkedCase(case, c["as_of"], e, raises))
+    out = {}
+    for code, by_vignette in entries.items():
+        raising = [w for ws in by_vignette.values() for w in ws if w.raises]
+        clearing = [w for ws in by_vignette.values() for w in ws if not w.raises]
+        both = [
+            ws
+            for ws in by_vignette.values()
+            if any(w.raises for w in ws) and not all(w.raises for w in ws)
+        ]
+        if both:
+            raising = [w for w in both[0] if w.raises]
+            clearing = [w for w in both[0] if not w.raises]
+        out[code] = (raising[0] if raising else None, clearing[0] if clearing else None)
+    return out
+
+
+class _Runs:
+    """The real `check` over a vignette as of a date (dmtwatch.io.read_clinic, then
+    engine.run.run_check, as tests/clinic.py does), each clinic read and run once."""
+
+    def __init__(self) -> None:
+        self._clinics: dict[Path, object] = {}
+        self._findings: dict[tuple[Path, str], list[dict]] = {}
+
+    def findings(self, folder: Path, as_of: str) -> list[dict]:
+        from dmtwatch.engine.run import run_check
+        from dmtwatch.io import read_clinic
+
+        if folder not in self._clinics:
+            self._clinics[folder] = read_clinic(folder)[0]
+        if (folder, as_of) not in self._findings:
+            result = run_check(self._clinics[folder], dt.date.fromisoformat(as_of))
+            self._findings[folder, as_of] = result.findings.to_pylist()
+        return self._findings[folder, as_of]
+
+
+def _cell(value: object) -> str:
+    """A Markdown table cell: pipes and asterisks (10*9/L) taken literally."""
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _input_lines(folder: Path) -> list[str]:
+    """The vignette's CSV tables that have rows, as Markdown tables (empty columns left out)."""
+    from dmtwatch.model.tables import TABLES
+
+    order = {name: i for i, name in enumerate(TABLES)}
+    files = sorted(folder.glob("*.csv"), key=lambda f: (order.get(f.stem, len(order)), f.name))
+    out: list[str] = []
+    for f in files:
+        with f.open(newline="") as handle:
+            header, *rows = list(csv.reader(handle)) or [[]]
+        if not rows:
+            continue
+        keep = [i for i in range(len(header)) if any(i < len(r) and r[i].strip() for r in rows)]
+        out += [f"`{f.name}`", ""]
+        out += _table(
+            [header[i] for i in keep], [[r[i] if i < len(r) else "" for i in keep] for r in rows]
+        )
+        out.append("")
+    return out
+
+
+def _matches(finding: dict, want: dict) -> bool:
+    """As tests/test_vignettes.py reads an expected.json entry."""
+    for key, value in want.items():
+        if key == "detail_contains":
+            if not all(part in finding["detail"] for part in value):
+                return False
+        elif key == "date":
+            if finding["date"].isoformat() != value:
+                return False
+        elif finding.get(key) != value:
+            return False
+    return True
+
+
+def _findings_table(rows: list[dict]) -> list[str]:
+    rows = sorted(rows, key=lambda r: (r["patient_id"], r["test"] or "", r["date"], r["title"]))
+    with_test = any(r["test"] for r in rows)
+    header = ["patient", *(["test"] if with_test else []), "severity", "date", "title", "detail"]
+    return _table(
+        header,
+        [
+            [
+                r["patient_id"],
+                *([r["test"] or ""] if with_test else []),
+                r["severity"],
+                r["date"].isoformat(),
+                r["title"],
+                r["detail"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+def _whom(want: dict) -> str:
+    words = [f"for patient {want['patient_id']}" if "patient_id" in want else "for any patient"]
+    words += [
+        f"with {k} `{v}`"
+        for k, v in want.items()
+        if k not in ("code", "patient_id", "detail_contains")
+    ]
+    if "detail_contains" in want:
+        words.append("whose detail reads " + ", ".join(f'"{p}"' for p in want["detail_contains"]))
+    return " ".join(words)
+
+
+def _case_lines(code: str, case: WorkedCase, runs: _Runs, story_above: bool) -> list[str]:
+    name = case.vignette.name
+    heading = "Raises it" if case.raises else "Does not raise it"
+    out = [f"### {heading}: `{name}` (as of {case.as_of})", ""]
+    if story_above:
+        out += [f"The same vignette (story and input above), as of {case.as_of}.", ""]
+    else:
+        out += [case.vignette.joinpath("README.md").read_text().strip(), ""]
+        out += [f"Input (`tests/vignettes/{name}/`):", ""]
+        out += _input_lines(case.vignette)
+    command = f"`dmtwatch check --data tests/vignettes/{name} --as-of {case.as_of}`"
+    found = [f for f in runs.findings(case.vignette, case.as_of) if f["code"] == code]
+    same_patient = [
+        f
+        for f in found
+        if "patient_id" not in case.want or f["patient_id"] == case.want["patient_id"]
+    ]
+    if case.raises:
+        shown = [
+            f
+            for f in same_patient
+            if _matches(f, {k: v for k, v in case.want.items() if k in ("patient_id", "test")})
+        ]
+        if not any(_matches(f, case.want) for f in shown):
+            raise ValueError(f"{name} as of {case.as_of}: check does not raise {case.want}")
+        out += [f"{command} gives, for {code}:", ""]
+        out += _findings_table(shown)
+        out.append("")
+    else:
+        if any(_matches(f, case.want) for f in found):
+            raise ValueError(f"{name} as of {case.as_of}: check raises {case.want}")
+        out += [f"{command} raises no {code} finding {_whom(case.want)}.", ""]
+        if same_patient:
+            out += [f"The {code} findings it does raise there:", ""]
+            out += _findings_table(same_patient)
+            out.append("")
+    return out
+
+
+def _worked_lines(
+    code: str, cases: tuple[WorkedCase | None, WorkedCase | None], runs: _Runs
+) -> list[str]:
+    out = ["## Worked cases (clinical vignettes in tests/vignettes)", ""]
+    out += [
+        "Each case is a vignette folder: its story, the rows it holds, and what `check` gives "
+        "for this code as of the case's date (the real engine, run when this page was "
+        "generated; it reads only rows dated on or before that day; other codes it raises "
+        "are on their own pages).",
+        "",
+    ]
+    shown: set[Path] = set()
+    for case, missing in zip(cases, ("raises", "does not raise"), strict=True):
+        if case is None:
+            out += [f"No vignette yet {missing} {code}.", ""]
+        else:
+            out += _case_lines(code, case, runs, story_above=case.vignette in shown)
+            shown.add(case.vignette)
+    return out
+
+
 def pages(vignettes: Path | None = None) -> dict[str, str]:
     """code -> Markdown page."""
     protocols = load_protocols()
     examples = _vignettes(vignettes)
+    worked = worked_cases(vignettes)
+    runs = _Runs()
     by_code: dict[str, list[str]] = defaultdict(list)
     for code, summary in SCHEDULE_CODES.items():
         by_code[code] += [summary, ""]
@@ -194,9 +402,11 @@ def pages(vignettes: Path | None = None) -> dict[str, str]:
             "",
         ]
         lines += body
+        if vignettes is not None and vignettes.is_dir():
+            lines += _worked_lines(code, worked.get(code, (None, None)), runs)
         ex = examples.get(code)
         if ex:
-            lines += ["## Examples (clinical vignettes in tests/vignettes)", ""]
+            lines += ["## All vignettes for this code (tests/vignettes)", ""]
             lines += [f"- raises it: `{n}`" for n in dict.fromkeys(ex["raises"])]
             lines += [f"- does not raise it: `{n}`" for n in dict.fromkeys(ex["clears"])]
             lines.append("")
