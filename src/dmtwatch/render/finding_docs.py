@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,29 +162,34 @@ SCHEDULE_CODES = {
 }
 
 
-def _vignettes(folder: Path | None) -> dict[str, dict[str, list[str]]]:
-    found: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"raises": [], "clears": []})
-    if folder is None or not folder.is_dir():
-        return found
-    for case in sorted(p for p in folder.iterdir() if (p / "expected.json").exists()):
-        spec = json.loads((case / "expected.json").read_text())
-        for c in spec.get("cases", [spec]):
-            for e in c.get("expect", []):
-                found[e["code"]]["raises"].append(case.name)
-            for e in c.get("absent", []):
-                found[e["code"]]["clears"].append(case.name)
-    return found
-
-
 @dataclass(frozen=True)
 class WorkedCase:
-    """One vignette case shown on a code's page: `want` is its `expect` entry for the code
-    (raises) or its `absent` entry (does not raise)."""
+    """One entry of a vignette's expected.json: `want` is an `expect` entry (raises) or an
+    `absent` entry (does not raise) of the case as of `as_of`."""
 
     vignette: Path
     as_of: str
     want: dict
     raises: bool
+
+
+def _entries(folder: Path | None) -> Iterator[WorkedCase]:
+    """Every expect and absent entry of the vignettes, by folder name, case and entry."""
+    if folder is None or not folder.is_dir():
+        return
+    for case in sorted(p for p in folder.iterdir() if (p / "expected.json").exists()):
+        spec = json.loads((case / "expected.json").read_text())
+        for c in spec.get("cases", [spec]):
+            for raises, key in ((True, "expect"), (False, "absent")):
+                for e in c.get(key, []):
+                    yield WorkedCase(case, c["as_of"], e, raises)
+
+
+def _vignettes(folder: Path | None) -> dict[str, dict[str, list[str]]]:
+    found: dict[str, dict[str, list[str]]] = defaultdict(lambda: {"raises": [], "clears": []})
+    for w in _entries(folder):
+        found[w.want["code"]]["raises" if w.raises else "clears"].append(w.vignette.name)
+    return found
 
 
 def worked_cases(folder: Path | None) -> dict[str, tuple[WorkedCase | None, WorkedCase | None]]:
@@ -194,28 +200,16 @@ def worked_cases(folder: Path | None) -> dict[str, tuple[WorkedCase | None, Work
     name that raises it and the first that does not. Within a vignette, its first case and
     entry for the code.
     """
-    entries: dict[str, dict[str, list[WorkedCase]]] = defaultdict(lambda: defaultdict(list))
-    if folder is None or not folder.is_dir():
-        return {}
-    for case in sorted(p for p in folder.iterdir() if (p / "expected.json").exists()):
-        spec = json.loads((case / "expected.json").read_text())
-        for c in spec.get("cases", [spec]):
-            for raises, key in ((True, "expect"), (False, "absent")):
-                for e in c.get(key, []):
-                    entries[e["code"]][case.name].append(WorkedCase(case, c["as_of"], e, raises))
+    by_code: dict[str, dict[Path, list[WorkedCase]]] = defaultdict(lambda: defaultdict(list))
+    for w in _entries(folder):
+        by_code[w.want["code"]][w.vignette].append(w)
     out = {}
-    for code, by_vignette in entries.items():
-        raising = [w for ws in by_vignette.values() for w in ws if w.raises]
-        clearing = [w for ws in by_vignette.values() for w in ws if not w.raises]
-        both = [
-            ws
-            for ws in by_vignette.values()
-            if any(w.raises for w in ws) and not all(w.raises for w in ws)
-        ]
-        if both:
-            raising = [w for w in both[0] if w.raises]
-            clearing = [w for w in both[0] if not w.raises]
-        out[code] = (raising[0] if raising else None, clearing[0] if clearing else None)
+    for code, by_vignette in by_code.items():
+        both = [ws for ws in by_vignette.values() if len({w.raises for w in ws}) == 2]
+        pool = both[0] if both else [w for ws in by_vignette.values() for w in ws]
+        raising = next((w for w in pool if w.raises), None)
+        clearing = next((w for w in pool if not w.raises), None)
+        out[code] = (raising, clearing)
     return out
 
 
