@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterator
@@ -213,24 +214,34 @@ def worked_cases(folder: Path | None) -> dict[str, tuple[WorkedCase | None, Work
     return out
 
 
+# (vignette folder, as-of date, digest of its CSVs and of the protocols) -> findings: one
+# process regenerating the pages twice (`dmtwatch docs`, then the test comparing them) runs
+# each vignette once; a changed CSV or protocol is a new key.
+_CHECKED: dict[tuple[str, str, str], list[dict]] = {}
+
+
 class _Runs:
     """The real `check` over a vignette as of a date (dmtwatch.io.read_clinic, then
     engine.run.run_check, as tests/clinic.py does), each clinic read and run once."""
 
-    def __init__(self) -> None:
+    def __init__(self, protocols: list[Protocol]) -> None:
+        self._protocols = "".join(p.model_dump_json() for p in protocols)
         self._clinics: dict[Path, object] = {}
-        self._findings: dict[tuple[Path, str], list[dict]] = {}
 
     def findings(self, folder: Path, as_of: str) -> list[dict]:
         from dmtwatch.engine.run import run_check
         from dmtwatch.io import read_clinic
 
-        if folder not in self._clinics:
-            self._clinics[folder] = read_clinic(folder)[0]
-        if (folder, as_of) not in self._findings:
+        digest = hashlib.sha256(self._protocols.encode())
+        for f in sorted(folder.glob("*.csv")):
+            digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+        key = (str(folder.resolve()), as_of, digest.hexdigest())
+        if key not in _CHECKED:
+            if folder not in self._clinics:
+                self._clinics[folder] = read_clinic(folder)[0]
             result = run_check(self._clinics[folder], dt.date.fromisoformat(as_of))
-            self._findings[folder, as_of] = result.findings.to_pylist()
-        return self._findings[folder, as_of]
+            _CHECKED[key] = result.findings.to_pylist()
+        return _CHECKED[key]
 
 
 def _cell(value: object) -> str:
@@ -377,7 +388,7 @@ def pages(vignettes: Path | None = None) -> dict[str, str]:
     protocols = load_protocols()
     examples = _vignettes(vignettes)
     worked = worked_cases(vignettes)
-    runs = _Runs()
+    runs = _Runs(protocols)
     by_code: dict[str, list[str]] = defaultdict(list)
     for code, summary in SCHEDULE_CODES.items():
         by_code[code] += [summary, ""]
