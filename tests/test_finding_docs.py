@@ -54,3 +54,19 @@ def test_a_vignette_that_does_not_hold_is_not_documented(tmp_path: Path) -> None
     _vignette(tmp_path, CASES, 1.6)  # a normal count: the expected finding is not raised
     with pytest.raises(ValueError, match="check does not raise"):
         pages(tmp_path)
+
+
+def test_clinic_protocols_that_change_a_case_are_said_not_hidden(tmp_path: Path) -> None:
+    from dmtwatch.protocols import ProtocolSet, using
+
+    expected = {
+        "as_of": "2016-05-10",
+        "expect": [{"code": "LAB-LYMPHOPENIA", "patient_id": "P1", "severity": "routine"}],
+    }
+    _vignette(tmp_path, expected, 0.22)  # grade 3 as shipped; the example clinic's grade 4
+    assert "| P1 | lymphocytes | routine |" in pages(tmp_path)["LAB-LYMPHOPENIA"]
+    clinic = Path(__file__).with_name("clinic_protocols")
+    with using(ProtocolSet.load([clinic])):
+        page = pages(tmp_path)["LAB-LYMPHOPENIA"]
+    assert "does not come out as the vignette expects" in page
+    assert "| P1 | lymphocytes | high | 2016-05-09 | Lymphopenia grade 4 |" in page
