@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from dmtwatch.protocols.schema import Protocol, load_protocol, load_protocols
-from dmtwatch.render.finding_docs import pages
+from dmtwatch.render.finding_docs import pages, worked_cases
 
 ROOT = Path(__file__).parent.parent
 CONTRACT_CODES = {
@@ -133,3 +134,44 @@ def test_the_ctcae_table_is_checked() -> None:
         CriteriaTable.model_validate(raw)
     assert "not the canonical unit of lymphocytes" in str(e.value)
     assert "Lymphocyte count decreased: grade 1 is given twice" in str(e.value)
+
+
+def test_every_finding_page_shows_a_raising_and_a_non_raising_worked_case() -> None:
+    """As ruff documents each rule with an example: every code in docs/findings has a
+    vignette that raises it and one that does not, and its page shows both."""
+    worked = worked_cases(ROOT / "tests" / "vignettes")
+    on_disk = sorted(p for p in (ROOT / "docs" / "findings").glob("*.md") if p.stem != "README")
+    assert on_disk
+    for path in on_disk:
+        code, text = path.stem, path.read_text()
+        raising, clearing = worked.get(code, (None, None))
+        assert raising is not None and raising.raises, f"no vignette raises {code}"
+        assert clearing is not None and not clearing.raises, f"no vignette clears {code}"
+        assert text.count("### Raises it: ") == 1, code
+        assert f"### Raises it: `{raising.vignette.name}` (as of {raising.as_of})" in text
+        assert f"--as-of {raising.as_of}` gives, for {code}:" in text
+        assert text.count("### Does not raise it: ") == 1, code
+        assert f"### Does not raise it: `{clearing.vignette.name}` (as of {clearing.as_of})" in text
+        assert f"--as-of {clearing.as_of}` raises no {code} finding" in text
+
+
+def test_a_worked_case_is_taken_from_one_vignette_when_it_has_both(tmp_path: Path) -> None:
+    for name, cases in {
+        "a_raises": [{"as_of": "2015-01-01", "expect": [{"code": "X-1"}]}],
+        "b_clears": [{"as_of": "2015-01-01", "absent": [{"code": "X-1"}]}],
+        "c_both": [
+            {"as_of": "2015-02-01", "absent": [{"code": "X-1", "patient_id": "P2"}]},
+            {"as_of": "2015-03-01", "expect": [{"code": "X-1", "patient_id": "P1"}]},
+        ],
+    }.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "expected.json").write_text(json.dumps({"cases": cases}))
+    raising, clearing = worked_cases(tmp_path)["X-1"]
+    assert (raising.vignette.name, raising.as_of) == ("c_both", "2015-03-01")
+    assert (clearing.vignette.name, clearing.want) == (
+        "c_both",
+        {"code": "X-1", "patient_id": "P2"},
+    )
+    (tmp_path / "c_both" / "expected.json").unlink()
+    raising, clearing = worked_cases(tmp_path)["X-1"]
+    assert (raising.vignette.name, clearing.vignette.name) == ("a_raises", "b_clears")
