@@ -15,7 +15,7 @@ from ibis import _
 
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import all_episodes, current_episode, in_episode
-from dmtwatch.engine.latest import latest_rows
+from dmtwatch.engine.latest import first_per_group, latest_rows
 from dmtwatch.engine.text import as_text, reported_note, shown_value, value_as_reported
 from dmtwatch.model.lab_catalogue import lab_catalogue
 from dmtwatch.protocols.parts import GradeCriterion
@@ -204,12 +204,8 @@ def latest_after_day0(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Tabl
     labs = limited_labs(ctx).filter(_.test == rule.test)
     j = labs.join(_day0(ctx, protocol), "patient_id")
     j = j.filter(j.date > j.first_start)
-    return j.mutate(
-        last_clear=j.date.max(where=~raised(rule, j)).over(group_by="patient_id"),
-        rn=ibis.row_number().over(
-            group_by="patient_id", order_by=[ibis.desc(j.date), ibis.desc(j.value)]
-        ),
-    ).filter(_.rn == 0)
+    j = j.mutate(last_clear=j.date.max(where=~raised(rule, j)).over(group_by="patient_id"))
+    return first_per_group(j, "patient_id", [ibis.desc(j.date), ibis.desc(j.value)])
 
 
 def result_fields(t: ibis.Table) -> dict[str, ibis.Value]:

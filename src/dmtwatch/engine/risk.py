@@ -17,6 +17,7 @@ from ibis import _
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode
 from dmtwatch.engine.labs import limited_labs
+from dmtwatch.engine.latest import first_per_group
 from dmtwatch.engine.text import as_text
 
 if TYPE_CHECKING:
@@ -69,11 +70,7 @@ def checked_results(ctx: Context, protocol: Protocol, test: str) -> ibis.Table:
         (labs.patient_id == tr.w_patient) & (labs.date >= tr.w_start) & (labs.date <= tr.w_until),
     )
     # one row per result: the window that keeps it invalid longest
-    j = j.mutate(
-        rn=ibis.row_number().over(
-            group_by=["patient_id", "date", "value"], order_by=[ibis.desc(j.w_until), j.w_drug]
-        )
-    ).filter(_.rn == 0)
+    j = first_per_group(j, ["patient_id", "date", "value"], [ibis.desc(j.w_until), j.w_drug])
     return j.select(
         "patient_id",
         "date",
@@ -107,11 +104,7 @@ def risk_table(ctx: Context, protocol: Protocol, rule: RiskStratification) -> ib
     """Per monitored patient: the latest valid result, days exposed, prior drugs (if
     any) and the stratum (null where no row of the table matches)."""
     res = checked_results(ctx, protocol, rule.test).filter(_.invalid_drug.isnull())
-    res = res.mutate(
-        rn=ibis.row_number().over(
-            group_by="patient_id", order_by=[ibis.desc(res.date), ibis.desc(res.value)]
-        )
-    ).filter(_.rn == 0)
+    res = first_per_group(res, "patient_id", [ibis.desc(res.date), ibis.desc(res.value)])
     mon = monitored(ctx, protocol).select("patient_id", "exposure_days")
     t = res.join(mon, "patient_id")
     if rule.prior_drugs:

@@ -23,6 +23,7 @@ from dmtwatch.engine.labs import (
     result_fields,
     with_baseline,
 )
+from dmtwatch.engine.latest import first_per_group
 from dmtwatch.engine.text import as_text, render, reported_note, shown_value
 from dmtwatch.protocols.parts import Limit, Rule, Severity, Trigger, _Strict
 from dmtwatch.rules import Pair, RuleKind
@@ -128,12 +129,9 @@ def _with_companion(
         else (apart.abs() <= comp.within_days)
     )
     j = t.left_join(c, (t.patient_id == c.c_patient) & near)
-    j = j.mutate(
-        c_rn=ibis.row_number().over(
-            group_by="patient_id",
-            order_by=[j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)],
-        )
-    ).filter(_.c_rn == 0)
+    j = first_per_group(
+        j, "patient_id", [j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)]
+    )
     if comp.excludes == "measured_after":
         j = j.filter(j.c_date.isnull())
     elif comp.excludes is not None:

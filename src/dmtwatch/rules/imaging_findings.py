@@ -16,6 +16,7 @@ from dmtwatch.engine.clinical import (
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import last_end_before
 from dmtwatch.engine.findings import make_evidence, make_findings
+from dmtwatch.engine.latest import first_per_group
 from dmtwatch.engine.text import as_text, render
 from dmtwatch.protocols.parts import Rule, Severity
 from dmtwatch.rules import Pair, RuleKind
@@ -42,9 +43,7 @@ def imaging_findings(ctx: Context, protocol: Protocol) -> list[Pair]:
 def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> Pair:
     mri = ctx.tables["mri"]
     hits = after_day0(ctx, protocol, mri.filter(mri[rule.column] > 0), "date")
-    hits = hits.mutate(
-        rn=ibis.row_number().over(group_by="patient_id", order_by=ibis.desc(hits.date))
-    ).filter(_.rn == 0)
+    hits = first_per_group(hits, "patient_id", ibis.desc(hits.date))
     hits = hits.select("patient_id", "date", "region", "gd_enhancing", count=hits[rule.column])
     hits = last_end_before(ctx, protocol.therapy, hits, "date")
     rescue = ctx.tables["treatments"].filter(_.drug.isin(rule.rescue_drugs))
@@ -68,9 +67,7 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
         & (later.l_region == hits.region)
         & (later.l_date > hits.date),
     )
-    j = j.mutate(
-        rn=ibis.row_number().over(group_by=["patient_id"], order_by=ibis.desc(j.l_date))
-    ).filter(_.rn == 0)
+    j = first_per_group(j, "patient_id", ibis.desc(j.l_date))
     j = ctx.stage(j)
     receded = (j.l_count == 0).fill_null(False)
     days = j.date.delta(j.last_infusion, unit="day")

@@ -16,6 +16,7 @@ from dmtwatch.engine.clinical import (
 from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import treatment_rows
 from dmtwatch.engine.findings import make_evidence, make_findings
+from dmtwatch.engine.latest import first_per_group
 from dmtwatch.engine.text import as_text
 from dmtwatch.model.tables import AE_CATEGORIES
 from dmtwatch.protocols.parts import Ageing, Rule, Severity
@@ -49,13 +50,9 @@ def _proximity(ctx: Context, protocol: Protocol, rule: InfusionProximity) -> Pai
     )
     infusion = ibis.least(j.end_date, j.onset_date)
     j = j.mutate(infusion_date=infusion, days_after=j.onset_date.delta(infusion, unit="day"))
-    t = j.mutate(
-        rn=ibis.row_number().over(
-            group_by="patient_id",
-            # one row, whatever order DuckDB reads in: the latest event, nearest infusion
-            order_by=[ibis.desc(j.onset_date), j.event, ibis.desc(j.infusion_date)],
-        )
-    ).filter(_.rn == 0)
+    # one row, whatever order DuckDB reads in: the latest event, nearest infusion
+    order = [ibis.desc(j.onset_date), j.event, ibis.desc(j.infusion_date)]
+    t = first_per_group(j, "patient_id", order)
     t = ctx.stage(t)
     found = make_findings(
         t,

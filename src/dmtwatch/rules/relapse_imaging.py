@@ -19,6 +19,7 @@ from dmtwatch.engine.clinical import (
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import last_end_before
 from dmtwatch.engine.findings import make_findings
+from dmtwatch.engine.latest import first_per_group
 from dmtwatch.engine.text import render
 from dmtwatch.model.tables import MRI_REGIONS
 from dmtwatch.protocols.parts import Ageing, Rule, Severity
@@ -58,12 +59,8 @@ def _relapse_imaging(ctx: Context, protocol: Protocol, rule: RelapseImaging) -> 
     )
     per = per.mutate(mri_delay=per.first_mri.delta(per.onset_date, unit="day"))
     # one per patient: a relapse still without any scan first, then the latest relapse
-    per = per.mutate(
-        rn=ibis.row_number().over(
-            group_by="patient_id", order_by=[per.first_mri.notnull(), ibis.desc(per.onset_date)]
-        )
-    )
-    t = per.filter((per.rn == 0) & (per.first_mri.isnull() | (per.mri_delay > rule.within_days)))
+    per = first_per_group(per, "patient_id", [per.first_mri.notnull(), ibis.desc(per.onset_date)])
+    t = per.filter(per.first_mri.isnull() | (per.mri_delay > rule.within_days))
     t = ctx.stage(t)
     days = t.onset_date.delta(t.last_infusion, unit="day")
     words = protocol.phrases

@@ -9,6 +9,7 @@ import ibis
 
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.findings import make_evidence, make_findings
+from dmtwatch.engine.latest import first_per_group
 from dmtwatch.engine.risk import checked_results, monitored
 from dmtwatch.engine.text import as_text
 from dmtwatch.protocols.parts import Rule, Severity
@@ -39,13 +40,9 @@ def _invalid_latest(ctx: Context, protocol: Protocol, rule: ResultValidity) -> P
     res = checked_results(ctx, protocol, rule.test)
     mon = monitored(ctx, protocol).select(m_patient="patient_id")
     res = res.join(mon, res.patient_id == mon.m_patient)
-    res = res.mutate(
-        rn=ibis.row_number().over(
-            group_by="patient_id",
-            order_by=[ibis.desc(res.date), res.invalid_drug.isnull(), ibis.desc(res.value)],
-        )
-    )
-    t = ctx.stage(res.filter((res.rn == 0) & res.invalid_drug.notnull()))
+    order = [ibis.desc(res.date), res.invalid_drug.isnull(), ibis.desc(res.value)]
+    res = first_per_group(res, "patient_id", order)
+    t = ctx.stage(res.filter(res.invalid_drug.notnull()))
     found = make_findings(
         t,
         protocol=protocol,
