@@ -211,3 +211,22 @@ def test_keys_survive_a_store_import_and_a_reimport(tmp_path: Path) -> None:
     assert keys("--db", db) == direct
     dmtwatch("import", "--data", str(folder), "--db", db)
     assert keys("--db", db) == direct
+
+
+@pytest.mark.parametrize(
+    "vignette", ["ring_relapse_6_months", "tpo_antibodies_then_hypothyroidism"]
+)
+def test_keys_are_the_same_from_fhir(vignette: str) -> None:
+    """The same clinic as CSV and as FHIR R4 (the vignette's fhir/ copy): the same keys."""
+    from dmtwatch.engine.run import run_check
+    from dmtwatch.fhir.read import read_fhir
+    from dmtwatch.io import read_clinic
+
+    folder = Path(__file__).parent / "vignettes" / vignette
+    spec = json.loads((folder / "expected.json").read_text())
+    for case in spec.get("cases", [spec]):
+        day_ = dt.date.fromisoformat(case["as_of"])
+        from_csv = run_check(read_clinic(folder)[0], day_).findings
+        from_fhir = run_check(read_fhir(folder / "fhir").dataset, day_).findings
+        assert from_csv.num_rows > 0
+        assert from_fhir.column("key").to_pylist() == from_csv.column("key").to_pylist()

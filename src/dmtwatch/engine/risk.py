@@ -18,7 +18,7 @@ from dmtwatch.engine.context import Context, add_days
 from dmtwatch.engine.exposure import current_episode
 from dmtwatch.engine.labs import limited_labs
 from dmtwatch.engine.latest import first_per_group
-from dmtwatch.engine.text import as_text
+from dmtwatch.engine.text import render
 
 if TYPE_CHECKING:
     from dmtwatch.protocols.schema import Protocol
@@ -109,7 +109,8 @@ def risk_table(ctx: Context, protocol: Protocol, rule: RiskStratification) -> ib
     t = res.join(mon, "patient_id")
     if rule.prior_drugs:
         tr = ctx.tables["treatments"].filter(_.drug.isin(rule.prior_drugs))
-        label = tr.drug.concat(" from ").concat(as_text(tr.start_date))
+        fields = {"drug": tr.drug, "date": tr.start_date}
+        label = render(protocol.phrases.drug_from, fields, None)
         prior = tr.group_by(p_patient=tr.patient_id).aggregate(
             prior_drugs=label.group_concat(", ", order_by=[tr.start_date, tr.drug])
         )

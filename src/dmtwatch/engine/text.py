@@ -102,9 +102,10 @@ def shown_value(t: ibis.Table, prefix: str = "") -> ibis.StringValue:
     return ibis.ifelse(same, digits, as_text(value))
 
 
-def render(template: str, fields: dict[str, ibis.Value], missing: str) -> ibis.StringValue:
+def render(template: str, fields: dict[str, ibis.Value], missing: str | None) -> ibis.StringValue:
     """Fill `{name}` placeholders of a protocol template from columns; a NULL column
-    reads as `missing` (the protocol's phrase, e.g. "not recorded")."""
+    reads as `missing` (the protocol's phrase, e.g. "not recorded"), or with None makes
+    the whole text NULL (an item of a list that is not there)."""
     parts: list[ibis.StringValue] = []
     for literal, name, _spec, _conv in string.Formatter().parse(template):
         if literal:

@@ -138,6 +138,7 @@ class Phrases(_Strict):
     no_window: str  # no repopulation window defined (for {repopulation})
     none_recorded: str  # no prior drugs
     no_rescue: str  # no rescue therapy after the scan
+    drug_from: str  # a rescue therapy or prior drug in a list: {drug} {date}
     scan_missing: str  # CNS-MRI without any scan since onset
     scan_late: str  # {scan_date} {delay} {within_days}
     follow_up_missing: str

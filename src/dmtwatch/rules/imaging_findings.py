@@ -51,7 +51,8 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
     j = hits.left_join(
         rescue, (hits.patient_id == rescue.r_patient) & (rescue.r_start >= hits.date)
     )
-    label = j.r_drug.concat(" from ").concat(j.r_start.cast("string"))
+    fields = {"drug": j.r_drug, "date": j.r_start}
+    label = render(protocol.phrases.drug_from, fields, None)  # no rescue: not listed
     keys = ["patient_id", "date", "region", "gd_enhancing", "count", "last_infusion"]
     # listed in the order given (then by name), whatever order DuckDB aggregates in
     listed = label.group_concat(", ", order_by=[j.r_start, j.r_drug])
