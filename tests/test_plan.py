@@ -45,6 +45,14 @@ def test_plan_key_changes_with_the_protocols_and_the_rules() -> None:
     assert one == plan_cache.plan_key(ProtocolSet.shipped().select(["alemtuzumab"]), kinds)
 
 
+def test_plan_key_reads_the_source_of_every_rule_kind() -> None:
+    """A rule kind's query is compiled into the plan: its module's source is in the key,
+    so editing it can never run a stale cached plan."""
+    packages = {package for package, suffix in plan_cache._INPUTS if suffix == ".py"}
+    for kind in RULE_KINDS:
+        assert kind.__module__.rpartition(".")[0] in packages, kind.__module__
+
+
 def test_unwritable_cache_is_not_fatal(monkeypatch, tmp_path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

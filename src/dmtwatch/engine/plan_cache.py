@@ -27,6 +27,7 @@ _INPUTS = (
     ("dmtwatch.model", ".yaml"),
     ("dmtwatch.model", ".py"),
     ("dmtwatch.engine", ".py"),
+    ("dmtwatch.rules", ".py"),  # each rule kind's query
     ("dmtwatch.protocols", ".py"),
 )
 _LIBRARIES = ("ibis-framework", "sqlglot", "pydantic", "duckdb")
