@@ -420,3 +420,68 @@ def test_recorded_adverse_events_without_infection_count_zero(tmp_path: Path) ->
     result = run_audit(dataset, SPARSE_AS_OF)
     inf = result["infections"]
     assert (inf["recorded"], inf["any_n"], inf["serious_n"]) == (True, 0, 0)
+
+
+def test_rescue_therapy_is_the_protocols_list(tmp_path: Path) -> None:
+    """One list for the timelines and the CNS watch: the protocol's `rescue_drugs`. IVIG
+    is not one of them; ocrelizumab is (the timeline once said the opposite)."""
+    from dmtwatch.protocols.schema import load_protocol
+
+    d0 = dt.date(2012, 3, 5)
+    treatments = [
+        alemtuzumab_course("R1", d0),
+        {"patient_id": "R1", "drug": "ivig", "start_date": day(d0, 200), "end_date": day(d0, 204)},
+        {"patient_id": "R1", "drug": "ocrelizumab", "start_date": day(d0, 300)},
+    ]
+    labs_ = [lab("R1", day(d0, 400), "tsh", 1.5, "mIU/L")]
+    dataset, _ = read_clinic(write_clinic(tmp_path, treatments=treatments, labs=labs_))
+    result = run_audit(dataset, day(d0, 500))
+    rescue = [e["label"] for e in result["timeline"] if e["kind"] == "rescue"]
+    assert rescue == ["ocrelizumab"]
+    protocol = load_protocol("alemtuzumab")
+    assert result["cns"]["rescue_drugs"] == sorted(
+        {d for r in protocol.imaging_findings for d in r.rescue_drugs}
+    )
+
+
+def test_thyroid_events_follow_the_engine_flags(tmp_path: Path) -> None:
+    """THY-HYPO as `check` judges it: a high free T4 near the TSH excludes it, the
+    nearest companion decides (T1: a high free T4 5 days on excludes the high TSH; T2:
+    the free T4 12 days away is not the nearest, the normal one 2 days away is), and
+    the lab's own limits are used where given (T3: TSH 4.8 is within its 0.3-5.5)."""
+    d0 = dt.date(2012, 3, 5)
+    pids = ["T1", "T2", "T3"]
+    labs_ = [
+        lab("T1", day(d0, 100), "tsh", 8.0, "mIU/L"),
+        lab("T1", day(d0, 105), "free_t4", 40.0, "pmol/L"),
+        lab("T2", day(d0, 100), "tsh", 8.0, "mIU/L"),
+        lab("T2", day(d0, 102), "free_t4", 15.0, "pmol/L"),
+        lab("T2", day(d0, 112), "free_t4", 40.0, "pmol/L"),
+        {**lab("T3", day(d0, 100), "tsh", 4.8, "mIU/L"), "ref_low": 0.3, "ref_high": 5.5},
+    ]
+    treatments = [alemtuzumab_course(p, d0) for p in pids]
+    dataset, _ = read_clinic(write_clinic(tmp_path, treatments=treatments, labs=labs_))
+    thy = run_audit(dataset, day(d0, 300))["thyroid"]
+    assert thy["events"] == [{"patient_id": "T2", "kind": "hypothyroid", "day": 100}]
+    assert thy["hypothyroid_n"] == 1
+
+
+def test_sql_literal_doubles_quotes() -> None:
+    from dmtwatch import duck
+
+    assert duck.sql_literal("O'Brien") == "'O''Brien'"
+    assert duck.sql_literal(None) == "NULL" and duck.sql_literal(True) == "TRUE"
+    assert duck.sql_literal(3) == "3" and duck.sql_literal(0.5) == "0.5"
+    con = duck.cursor()
+    try:
+        text = "a'); DROP TABLE x; --"
+        assert con.execute(f"SELECT {duck.sql_literal(text)}").fetchone() == (text,)
+    finally:
+        con.close()
+
+
+def test_a_subgroup_value_with_a_quote_is_a_value(tmp_path: Path) -> None:
+    folder = sparse_clinic(tmp_path, n=3, relapsed=0)
+    dataset, _ = read_clinic(folder)
+    result = run_audit(dataset, SPARSE_AS_OF, AuditOptions(where={"prior_drug": "o'brien"}))
+    assert result["cohort"]["n_patients"] == 0

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import duckdb
+import ibis
 
-from dmtwatch.engine.run import connect
+from dmtwatch.engine.context import Context
+from dmtwatch.engine.run import connect, run_steps
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.model.tables import NOT_DMT
+from dmtwatch.protocols.schema import Protocol, load_protocol
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,29 @@ class AuditContext:
     as_of: dt.date
     options: AuditOptions
 
+    # The engine's plan: its functions (grading, flags, exposure) build on it, and its
+    # intermediate steps run once on this connection however many sections read them.
+    plan: Context = field(default_factory=Context)
+    _steps_run: int = 0
+
+    @cached_property
+    def protocol(self) -> Protocol:
+        return load_protocol(self.options.drug)
+
+    @cached_property
+    def rescue_drugs(self) -> list[str]:
+        """The protocol's rescue therapies (its imaging rules' `rescue_drugs`): the one
+        list the CNS watch and the timelines use."""
+        return sorted({d for r in self.protocol.imaging_findings for d in r.rescue_drugs})
+
+    def engine_table(self, name: str, expr: ibis.Table) -> None:
+        """An engine expression computed into the temp table `name`, after the engine
+        steps it reads (each step runs once per audit)."""
+        sql = ibis.to_sql(expr, dialect="duckdb")
+        run_steps(self.con, self.plan.steps[self._steps_run :])
+        self._steps_run = len(self.plan.steps)
+        self.con.execute(f'CREATE TEMP TABLE "{name}" AS {sql}')
+
     def rows(self, sql: str, params: list | None = None) -> list[dict]:
         rel = self.con.execute(sql, params or [])
         names = [d[0] for d in rel.description]
@@ -38,10 +65,6 @@ class AuditContext:
 
     def value(self, sql: str, params: list | None = None):
         return self.con.execute(sql, params or []).fetchall()[0][0]
-
-
-def _q(values: tuple[str, ...]) -> str:
-    return ", ".join("'" + v + "'" for v in values)
 
 
 def make_context(dataset: Dataset, as_of: dt.date, options: AuditOptions) -> AuditContext:
@@ -58,7 +81,7 @@ def _build_cohort(ctx: AuditContext) -> None:
     """
     o = ctx.options
     ctx.con.execute(
-        f"""
+        """
         CREATE TEMP TABLE cohort_all AS
         WITH day0 AS (
           SELECT patient_id, min(start_date) AS day0 FROM in_treatments
@@ -79,11 +102,11 @@ def _build_cohort(ctx: AuditContext) -> None:
                  row_number() OVER (PARTITION BY t.patient_id
                                     ORDER BY coalesce(t.end_date, d.day0) DESC, t.start_date DESC) AS rn
             FROM in_treatments t JOIN day0 d USING (patient_id)
-           WHERE t.drug NOT IN ({_q(NOT_DMT)}) AND t.drug <> ? AND t.start_date < d.day0),
+           WHERE NOT list_contains(?, t.drug) AND t.drug <> ? AND t.start_date < d.day0),
         n_prior AS (
           SELECT t.patient_id, count(DISTINCT t.drug) AS n_prior_therapies
             FROM in_treatments t JOIN day0 d USING (patient_id)
-           WHERE t.drug NOT IN ({_q(NOT_DMT)}) AND t.drug <> ? AND t.start_date < d.day0 GROUP BY 1)
+           WHERE NOT list_contains(?, t.drug) AND t.drug <> ? AND t.start_date < d.day0 GROUP BY 1)
         SELECT d.patient_id, d.day0, p.sex, p.birth_date, p.ms_type, p.ms_onset_date,
                pr.prior_drug, pr.switch_reason, pr.prior_start, pr.prior_end,
                coalesce(n.n_prior_therapies, 0) AS n_prior_therapies,
@@ -94,7 +117,7 @@ def _build_cohort(ctx: AuditContext) -> None:
           LEFT JOIN n_prior n USING (patient_id)
           LEFT JOIN last_rec l USING (patient_id)
         """,
-        [o.drug, o.drug, o.drug],
+        [o.drug, list(NOT_DMT), o.drug, list(NOT_DMT), o.drug],
     )
     allowed = {"switch_reason", "prior_drug", "sex", "ms_type"}
     unknown = set(o.where) - allowed

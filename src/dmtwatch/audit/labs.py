@@ -5,15 +5,10 @@ trajectory by month since day 0.
 
 from __future__ import annotations
 
-import ibis
-
 from dmtwatch.audit.context import AuditContext
 from dmtwatch.audit.summaries import quartiles
-from dmtwatch.engine.context import Context
 from dmtwatch.engine.labs import graded_results
-from dmtwatch.engine.run import run_steps
 from dmtwatch.model.lab_catalogue import lab_catalogue
-from dmtwatch.protocols.schema import load_protocol
 
 # The audit's name for an abnormal-result episode of each graded test.
 EPISODE_NAMES = {
@@ -30,17 +25,13 @@ MONTH = 30.4375
 
 
 def _graded_table(ctx: AuditContext) -> None:
-    protocol = load_protocol(ctx.options.drug)
-    plan = Context()
-    expr = graded_results(plan, protocol).select("patient_id", "test", "date", "value", "grade")
-    sql = ibis.to_sql(expr, dialect="duckdb")
-    run_steps(ctx.con, plan.steps)
-    ctx.con.execute(f"CREATE TEMP TABLE graded AS {sql}")
+    expr = graded_results(ctx.plan, ctx.protocol)
+    ctx.engine_table("graded", expr.select("patient_id", "test", "date", "value", "grade"))
 
 
 def lab_section(ctx: AuditContext) -> dict:
     _graded_table(ctx)
-    protocol = load_protocol(ctx.options.drug)
+    protocol = ctx.protocol
     direction = {r.test: r.direction for r in protocol.grading}
     episodes = ctx.rows(
         """

@@ -1,16 +1,15 @@
 """Each patient's timeline in days from day 0, for the swimmer plot: infusions, relapses,
-MRIs (active or not), adverse events and rescue therapy."""
+MRIs (active or not), adverse events and rescue therapy (the protocol's `rescue_drugs`,
+the list the CNS watch uses)."""
 
 from __future__ import annotations
 
 from dmtwatch.audit.context import AuditContext
-from dmtwatch.model.tables import NOT_DMT
 
 
 def timeline(ctx: AuditContext) -> list[dict]:
-    rescue = ", ".join(f"'{d}'" for d in NOT_DMT if d != "methylprednisolone")
     return ctx.rows(
-        f"""
+        """
         SELECT * FROM (
           SELECT t.patient_id, date_diff('day', c.day0, t.start_date) AS day, 'infusion' AS kind,
                  NULL::BOOLEAN AS active, t.drug AS label
@@ -31,11 +30,11 @@ def timeline(ctx: AuditContext) -> list[dict]:
           UNION ALL
           SELECT t.patient_id, date_diff('day', c.day0, t.start_date), 'rescue', NULL, t.drug
             FROM in_treatments t JOIN cohort c USING (patient_id)
-           WHERE t.drug IN ({rescue}, 'rituximab') AND t.start_date >= c.day0)
+           WHERE list_contains(?, t.drug) AND t.start_date >= c.day0)
         WHERE day >= -365
         ORDER BY patient_id, day, kind
         """,
-        [ctx.options.drug],
+        [ctx.options.drug, ctx.rescue_drugs],
     )
 
 

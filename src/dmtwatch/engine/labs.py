@@ -232,3 +232,57 @@ def result_facts(t: ibis.Table) -> dict[str, ibis.Value]:
         "ref_high": t.ref_high,
     }
     return {**facts, "value_text": t.value_text} if "value_text" in t.columns else facts
+
+
+def flag_results(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Table:
+    """Every result of a flag's test, dated or not relative to day 0, with `raised`: the
+    flag's own condition (`raised`) and what its companion excludes or requires, judged
+    on the companion result nearest in time within the window (the later one on a tie),
+    as `check` judges the latest result after day 0 (rules/flags.py).
+
+    `check` asks whether the latest result raises the flag; the audit asks when it was
+    first raised, so it needs the condition on every result. One definition for both:
+    the audit never restates a flag's predicate in SQL of its own."""
+    t = limited_labs(ctx).filter(_.test == rule.test)
+    t = t.select("patient_id", "test", "date", "value", "value_text", "ref_low", "ref_high")
+    t = t.mutate(r_id=ibis.row_number().over())
+    t = t.mutate(r_hit=raised(rule, t))
+    comp = rule.companion
+    if comp is None or (comp.excludes is None and comp.requires is None):
+        return t.select(
+            "patient_id", "test", "date", "value", "ref_low", "ref_high", raised=t.r_hit
+        )
+    c = (
+        limited_labs(ctx)
+        .filter(_.test == comp.test)
+        .select(
+            c_patient="patient_id",
+            c_date="date",
+            c_value="value",
+            c_low="ref_low",
+            c_high="ref_high",
+        )
+    )
+    apart = c.c_date.delta(t.date, unit="day")
+    near = (
+        (apart >= 0) & (apart <= comp.within_days)
+        if comp.excludes == "measured_after"
+        else (apart.abs() <= comp.within_days)
+    )
+    j = t.left_join(c, (t.patient_id == c.c_patient) & near)
+    j = j.mutate(
+        c_rn=ibis.row_number().over(
+            group_by="r_id",
+            order_by=[j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)],
+        )
+    ).filter(_.c_rn == 0)
+    ok = ibis.literal(True)
+    if comp.excludes == "measured_after":
+        ok = ok & j.c_date.isnull()
+    elif comp.excludes is not None:
+        ok = ok & ~beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False)
+    if comp.requires is not None:
+        ok = ok & beyond(comp.requires, j, "c_value", "c_low", "c_high").fill_null(False)
+    return j.select(
+        "patient_id", "test", "date", "value", "ref_low", "ref_high", raised=j.r_hit & ok
+    )
