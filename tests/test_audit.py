@@ -15,8 +15,8 @@ import pytest
 
 from dmtwatch.audit import stats
 from dmtwatch.audit.context import AuditOptions
-from dmtwatch.audit.relapses import rate_ratio
 from dmtwatch.audit.run import run_audit
+from dmtwatch.audit.sections.relapses import rate_ratio
 from dmtwatch.io import read_clinic
 from tests.clinic import alemtuzumab_course, day, lab, write_clinic
 
@@ -485,3 +485,36 @@ def test_a_subgroup_value_with_a_quote_is_a_value(tmp_path: Path) -> None:
     dataset, _ = read_clinic(folder)
     result = run_audit(dataset, SPARSE_AS_OF, AuditOptions(where={"prior_drug": "o'brien"}))
     assert result["cohort"]["n_patients"] == 0
+
+
+def test_sections_are_typed_results(report_b: dict, tmp_path: Path) -> None:
+    """Each section carries its numbers, `.summary`, `.plot()` and `.methods`; the JSON is
+    `to_dict()` of the same object."""
+    from dmtwatch.audit.run import compute_audit
+
+    dataset, _ = read_clinic(report_b_cohort(tmp_path))
+    audit = compute_audit(dataset, AS_OF)
+    assert audit.to_dict() == report_b
+    rel = audit.relapses
+    assert rel.pre_relapses == 28 and rel.summary.loc["pre", "relapses"] == 28
+    assert rel.plot().startswith("<svg")
+    assert audit.thyroid.summary.loc["hypothyroid", "patients"] == 1
+    assert [m["term"] for m in audit.neda.methods] == ["NEDA-3"]
+    first, *rest = report_b["methods"]
+    assert first["term"] == "Protocols in force"
+    assert [m for s in audit.sections.values() for m in s.methods] == rest
+
+
+def test_methods_come_from_the_settings_and_the_protocol() -> None:
+    from dmtwatch.audit.settings import methods, settings
+    from dmtwatch.protocols.schema import load_protocol
+
+    edss = settings().edss_worsening
+    assert edss.words() == "1.5 points from 0, 1.0 up to 5.0, 0.5 above"
+    assert edss.needed_sql("b") == "CASE WHEN b <= 0.0 THEN 1.5 WHEN b <= 5.0 THEN 1.0 ELSE 0.5 END"
+    text = methods(AuditOptions(), AS_OF, load_protocol("alemtuzumab"), ("CNS-MRI", "CNS-RING"))
+    neda = text["neda"][0]["definition"]
+    assert "confirmed at least 168 days later" in neda and "window 270-455 days" in neda
+    cns = text["cns"][0]["definition"]
+    assert "CNS-MRI and CNS-RING" in cns and "plasma exchange" in cns and "rituximab" in cns
+    assert "within 14 days" in text["thyroid"][1]["definition"]

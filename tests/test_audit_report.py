@@ -16,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from dmtwatch.audit import figures
+from dmtwatch.audit import plotting
 from dmtwatch.audit.report import fmt_ci, fmt_est, fmt_p, fmt_sig, render_html, render_pdf
+from dmtwatch.audit.result import Audit
+from dmtwatch.audit.sections.timeline import MAX_SWIMMER_ROWS
 
 FIXTURE = Path(__file__).with_name("audit_fixture.json")
 
@@ -36,7 +38,7 @@ def report(result: dict) -> str:
 def quick_figures(monkeypatch: pytest.MonkeyPatch) -> None:
     """Draw the figures but skip writing SVG (most of the time), for tests about layout
     of the data rather than the figures themselves."""
-    monkeypatch.setattr(figures, "_to_svg", lambda fig, name, title: f'<svg id="{name}"></svg>')
+    monkeypatch.setattr(plotting, "to_svg", lambda fig, name, title: f'<svg id="{name}"></svg>')
 
 
 def _text(page: str) -> str:
@@ -131,7 +133,8 @@ def test_data_is_escaped(result: dict) -> None:
 
 def test_mathtext_in_data_is_plain_text(result: dict) -> None:
     odd = _with_patient_id(result, "P03", "$x_1^2$")
-    svg = figures.swimmer(odd)
+    audit = Audit.from_dict(odd)
+    svg = audit.timeline.plot(audit.cohort.patients)
     assert svg is not None and "$x_1^2$" in svg
 
 
@@ -275,8 +278,9 @@ def test_empty_lists_and_nulls(result: dict, quick_figures: None) -> None:
 
 
 def test_figures_are_deterministic(result: dict, report: str) -> None:
-    svg = figures.relapse_rates(result)
-    assert svg is not None and svg == figures.relapse_rates(result)
+    relapses = Audit.from_dict(result).relapses
+    svg = relapses.plot()
+    assert svg is not None and svg == relapses.plot()
     assert svg.startswith("<svg") and "<metadata" not in svg and "xmlns" not in svg
     assert render_html(result) == report  # every figure, the second time round
 
@@ -291,8 +295,9 @@ def test_swimmer_keeps_the_sixty_busiest(result: dict, quick_figures: None) -> N
     big["cohort"]["patients"] = patients
     big["cohort"]["n_patients"] = 100
     big["timeline"] = timeline
-    rows, total = figures.swimmer_rows(big)
-    assert total == 100 and len(rows) == figures.MAX_SWIMMER_ROWS
+    audit = Audit.from_dict(big)
+    rows, total = audit.timeline.rows(audit.cohort.patients)
+    assert total == 100 and len(rows) == MAX_SWIMMER_ROWS
     assert min(len(r["events"]) for r in rows) >= 2  # the 60 busiest: at least 2 events each
     follow = [r["follow_up_days"] for r in rows]
     assert follow == sorted(follow, reverse=True)
@@ -378,3 +383,26 @@ def test_rate_ratio_renders_zero_after_and_none_at_all(result: dict, quick_figur
     }
     text = _text(render_html(none_at_all))
     assert "(95% CI) not estimable: no relapses before or after day 0" in text
+
+
+# Typed sections ------------------------------------------------------------------------
+
+
+def test_json_round_trips_through_the_typed_audit(result: dict) -> None:
+    """`Audit.from_dict(json).to_dict()` gives the JSON back: the sections' fields are
+    its keys (a hand-made result's own keys too), none added, none lost."""
+    again = Audit.from_dict(result).to_dict()
+    assert again == result
+
+
+def test_one_window_label() -> None:
+    from dmtwatch.audit.format import window_label
+
+    assert window_label(365, "pre") == "Year before day 0"
+    assert window_label(365, "pre", phrase=True) == "in the year before"
+    assert window_label(730, "post") == "2 years after day 0"
+    assert window_label(180, "post", phrase=True) == "in the 180 days after"
+    assert window_label("therapy", "pre") == "On previous therapy"
+    # day 0 once read "0 years before day 0" in the tables and "Before day 0" in the figure
+    assert window_label(0, "pre") == window_label(None, "pre") == "Before day 0"
+    assert window_label(0, "pre", phrase=True) == "before day 0"

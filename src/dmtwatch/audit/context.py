@@ -12,19 +12,24 @@ from typing import Literal
 import duckdb
 import ibis
 
+from dmtwatch.audit.settings import settings
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.run import connect, run_steps
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.model.tables import NOT_DMT
 from dmtwatch.protocols.schema import Protocol, load_protocol
 
+_WINDOWS = settings().windows
+
 
 @dataclass(frozen=True)
 class AuditOptions:
-    pre_window: int | Literal["therapy"] = 365  # days before day 0, or the prior therapy
-    post_window_days: int = 365
-    mri_pre_days: int = 180
-    mri_post_window: tuple[int, int] = (270, 455)  # days after day 0; nearest to day 365
+    """The run's choices; the defaults come from settings.yaml."""
+
+    pre_window: int | Literal["therapy"] = _WINDOWS.pre_days  # days before day 0, or "therapy"
+    post_window_days: int = _WINDOWS.post_days
+    mri_pre_days: int = _WINDOWS.mri_pre_days
+    mri_post_window: tuple[int, int] = _WINDOWS.mri_post  # days after day 0
     where: dict[str, str] = field(default_factory=dict)  # subgroup: cohort column -> value
     drug: str = "alemtuzumab"
 

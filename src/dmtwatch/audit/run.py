@@ -1,66 +1,60 @@
-"""The outcomes audit: every section computed from the clinic's own records."""
+"""The outcomes audit: every section computed from the clinic's own records, with the
+engine's own functions where `check` computes the same fact."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 
-import numpy as np
-
-from dmtwatch.audit.cns import cns_section
-from dmtwatch.audit.cohort import cohort_section
+from dmtwatch.audit import methods
 from dmtwatch.audit.context import AuditOptions, make_context
-from dmtwatch.audit.events import adverse_event_sections
-from dmtwatch.audit.labs import lab_section
-from dmtwatch.audit.methods import methods
-from dmtwatch.audit.mri import mri_section, neda_section
-from dmtwatch.audit.relapses import relapse_section
-from dmtwatch.audit.thyroid import thyroid_section
-from dmtwatch.audit.timeline import completeness, timeline
+from dmtwatch.audit.result import Audit, jsonable
+from dmtwatch.audit.sections import events
+from dmtwatch.audit.sections.cns import Cns
+from dmtwatch.audit.sections.cohort import Cohort
+from dmtwatch.audit.sections.labs import Labs
+from dmtwatch.audit.sections.mri import Mri, Neda
+from dmtwatch.audit.sections.relapses import Relapses
+from dmtwatch.audit.sections.thyroid import Thyroid
+from dmtwatch.audit.sections.timeline import Completeness, Timeline
 from dmtwatch.model.dataset import Dataset
+from dmtwatch.protocols import in_force
+
+__all__ = ["compute_audit", "jsonable", "run_audit"]
+
+
+def compute_audit(dataset: Dataset, as_of: dt.date, options: AuditOptions | None = None) -> Audit:
+    """The audit as typed sections (each with `.summary`, `.plot()`, `.methods`)."""
+    o = options or AuditOptions()
+    ctx = make_context(dataset, as_of, o)
+    infections, adverse = events.compute(ctx)
+    mri = Mri.compute(ctx)
+    audit = Audit(
+        as_of=as_of.isoformat(),
+        title=f"{o.drug.capitalize()} outcomes audit",
+        cohort=Cohort.compute(ctx),
+        relapses=Relapses.compute(ctx),
+        labs=Labs.compute(ctx),
+        thyroid=Thyroid.compute(ctx),
+        infections=infections,
+        adverse_events=adverse,
+        mri=mri,
+        neda=Neda.compute(ctx),
+        cns=Cns.compute(ctx, dataset),
+        completeness=Completeness.compute(ctx, mri.to_dict()),
+        timeline=Timeline.compute(ctx),
+        methods=[],
+    )
+    paragraphs = methods.by_section(o, as_of)
+    for key, section in audit.sections.items():
+        section.with_methods(paragraphs.get(key, []))
+    # first the protocols in force (and every LOCAL-POLICY change), then each section's
+    audit.methods = [
+        in_force().methods_entry(),
+        *(m for section in audit.sections.values() for m in section.methods),
+    ]
+    return audit
 
 
 def run_audit(dataset: Dataset, as_of: dt.date, options: AuditOptions | None = None) -> dict:
-    o = options or AuditOptions()
-    ctx = make_context(dataset, as_of, o)
-    infections, adverse = adverse_event_sections(ctx)
-    mri = mri_section(ctx)
-    result = {
-        "as_of": as_of.isoformat(),
-        "title": f"{o.drug.capitalize()} outcomes audit",
-        "cohort": cohort_section(ctx),
-        "relapses": relapse_section(ctx),
-        "labs": lab_section(ctx),
-        "thyroid": thyroid_section(ctx),
-        "infections": infections,
-        "adverse_events": adverse,
-        "mri": mri,
-        "neda": neda_section(ctx),
-        "cns": cns_section(ctx, dataset),
-        "completeness": completeness(ctx, mri),
-        "timeline": timeline(ctx),
-        "methods": methods(o, as_of.isoformat()),
-    }
-    return jsonable(result)
-
-
-def jsonable(value):
-    """Dates as ISO text, floats to 6 significant digits, infinities as null (the common
-    types are tested first: the per-patient records make this the audit's hot loop)."""
-    t = type(value)
-    if t is str or t is int or t is bool or value is None:
-        return value
-    if t is dict:
-        return {k: jsonable(v) for k, v in value.items()}
-    if t is list or t is tuple:
-        return [jsonable(v) for v in value]
-    if t is float or isinstance(value, np.floating):
-        v = float(value)
-        return float(f"{v:.6g}") if math.isfinite(v) else None
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+    """The audit JSON (interchange contract section 5): `compute_audit(...).to_dict()`."""
+    return compute_audit(dataset, as_of, options).to_dict()

@@ -1,0 +1,144 @@
+"""CNS inflammation watch: the cohort's CNS-MRI, CNS-RING and CNS-STROKE findings as
+`check` raises them, the days since the last infusion by the engine's own exposure
+function (`engine.exposure.last_end_before`), and the rescue therapy (the protocol's
+`rescue_drugs`) recorded afterwards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ibis
+import pandas as pd
+
+from dmtwatch.audit.context import AuditContext
+from dmtwatch.audit.format import (
+    LIST_MAX,
+    NONE,
+    Table,
+    fmt_int,
+    lower_first,
+    records,
+    words,
+)
+from dmtwatch.audit.methods import CNS_CODES
+from dmtwatch.audit.sections.base import Section
+from dmtwatch.engine.exposure import last_end_before
+from dmtwatch.engine.run import CLINICAL_KINDS, run_check
+from dmtwatch.model.dataset import Dataset
+
+CNS_LABELS = {
+    "CNS-RING": "Ring-enhancing lesions after alemtuzumab",
+    "CNS-MRI": "Apparent relapse without contrast MRI in window",
+}
+
+
+class Cns(Section):
+    key = "cns"
+    cases: list[dict[str, Any]] | None = None
+    rescue_drugs: list[str] | None = None
+
+    @classmethod
+    def compute(cls, ctx: AuditContext, dataset: Dataset) -> Cns:
+        return cls.model_validate(_compute(ctx, dataset))
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame(records(self.cases or []))
+
+    def view(self) -> dict[str, Any]:
+        cases = records(self.cases or [])
+        if not cases:
+            return {"table": None}
+        rows = [
+            [
+                str(c.get("patient_id") or NONE),
+                str(c.get("date") or NONE),
+                str(c.get("code") or NONE)
+                + (
+                    f": {c['detail']}"
+                    if c.get("detail")
+                    else f": {lower_first(CNS_LABELS[c['code']])}"
+                    if c.get("code") in CNS_LABELS
+                    else ""
+                ),
+                fmt_int(c.get("days_after_infusion")),
+                words(c["rescue"]) if c.get("rescue") else "none recorded",
+            ]
+            for c in cases
+        ]
+        return {
+            "table": Table(
+                [
+                    "Patient",
+                    "Date",
+                    "Finding",
+                    "Days after last infusion",
+                    "Rescue therapy recorded",
+                ],
+                rows,
+                align="lllrl",
+            )
+        }
+
+    def brief(self) -> list[str]:
+        """What the watch flagged (nothing to say for a result without the section)."""
+        out: list[str] = []
+        cases = records(self.cases or [])
+        if cases:
+            desc = "; ".join(
+                f"{c.get('patient_id')}, {c.get('code')}"
+                + (
+                    f", {fmt_int(c.get('days_after_infusion'))} days after the last infusion"
+                    if c.get("days_after_infusion") is not None
+                    else ""
+                )
+                + ("" if c.get("rescue") else ", no rescue therapy recorded")
+                for c in cases[:LIST_MAX]
+            )
+            if len(cases) > LIST_MAX:
+                desc += f"; {len(cases) - LIST_MAX} more in the table below"
+            out.append(
+                f"The CNS inflammation watch flagged {len(cases)} case{'s' if len(cases) != 1 else ''} ({desc})."
+            )
+        else:
+            out.append("The CNS inflammation watch flagged no cases.")
+        return out
+
+
+CODES = CNS_CODES
+
+
+def _compute(ctx: AuditContext, dataset: Dataset) -> dict:
+    findings = run_check(dataset, ctx.as_of, [ctx.options.drug], CLINICAL_KINDS).findings
+    findings = findings.select(["patient_id", "code", "severity", "date", "detail"])
+    ctx.con.register("check_findings", findings)
+    ctx.con.execute(
+        "CREATE TEMP TABLE cns_findings AS SELECT f.* FROM check_findings f "
+        "JOIN cohort c USING (patient_id) WHERE list_contains(?, f.code)",
+        [list(CODES)],
+    )
+    events = ibis.table(
+        {"patient_id": "string", "code": "string", "date": "date"}, name="cns_findings"
+    )
+    ctx.engine_table(
+        "cns_last_infusion", last_end_before(ctx.plan, ctx.protocol.therapy, events, "date")
+    )
+    rescue = ctx.rescue_drugs
+    cases = ctx.rows(
+        """
+        SELECT f.patient_id, f.code, f.severity, f.date,
+               date_diff('day', l.last_infusion, f.date) AS days_after_infusion,
+               (SELECT string_agg(t.drug || ' from ' || t.start_date, ', ' ORDER BY t.start_date)
+                  FROM in_treatments t
+                 WHERE t.patient_id = f.patient_id AND t.start_date >= f.date
+                   AND list_contains(?, t.drug)) AS rescue,
+               f.detail
+          FROM cns_findings f
+          LEFT JOIN cns_last_infusion l USING (patient_id, code, date)
+         ORDER BY f.date, f.patient_id
+        """,
+        [rescue],
+    )
+    for c in cases:
+        c["date"] = c["date"].isoformat()
+    return {"cases": cases, "rescue_drugs": rescue}
