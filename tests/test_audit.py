@@ -518,3 +518,26 @@ def test_methods_come_from_the_settings_and_the_protocol() -> None:
     cns = text["cns"][0]["definition"]
     assert "CNS-MRI and CNS-RING" in cns and "plasma exchange" in cns and "rituximab" in cns
     assert "within 14 days" in text["thyroid"][1]["definition"]
+
+
+def test_thyroid_events_agree_with_check(tmp_path: Path) -> None:
+    """Every THY-HYPO and THY-HYPER finding `check` raises on a synthetic clinic (on the
+    latest TSH) has its audit event: the same patient and kind, first seen on or before
+    that result. One flag computation for both, so they cannot disagree."""
+    from dmtwatch.engine.run import run_check
+    from dmtwatch.synth import generate, write_csv
+
+    as_of = dt.date(2016, 1, 15)
+    write_csv(generate(40, 5, as_of), tmp_path)
+    dataset, _ = read_clinic(tmp_path)
+    result = run_audit(dataset, as_of)
+    day0 = {p["patient_id"]: dt.date.fromisoformat(p["day0"]) for p in result["cohort"]["patients"]}
+    first = {(e["patient_id"], e["kind"]): e["day"] for e in result["thyroid"]["events"]}
+    findings = run_check(dataset, as_of, ["alemtuzumab"]).findings.to_pylist()
+    kinds = {"THY-HYPO": "hypothyroid", "THY-HYPER": "hyperthyroid"}
+    checked = [f for f in findings if f["code"] in kinds and f["patient_id"] in day0]
+    assert checked  # the clinic has some, or the test proves nothing
+    for f in checked:
+        key = (f["patient_id"], kinds[f["code"]])
+        assert key in first, key
+        assert first[key] <= (f["date"] - day0[f["patient_id"]]).days
