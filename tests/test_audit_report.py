@@ -406,3 +406,10 @@ def test_one_window_label() -> None:
     # day 0 once read "0 years before day 0" in the tables and "Before day 0" in the figure
     assert window_label(0, "pre") == window_label(None, "pre") == "Before day 0"
     assert window_label(0, "pre", phrase=True) == "before day 0"
+
+
+def test_the_typed_audit_renders_itself(result: dict, quick_figures: None) -> None:
+    audit = Audit.from_dict(result)
+    assert audit.to_html() == render_html(result)
+    assert set(audit.summary) >= {"cohort", "relapses", "thyroid"}
+    assert audit.summary["relapses"].loc["pre", "relapses"] == 28

@@ -1,5 +1,7 @@
-"""What every audit section reads: the clinic in DuckDB cut at as-of, the options, and
-the `cohort` table (one row per patient with a first alemtuzumab infusion, day 0).
+"""What every audit section reads: the clinic in DuckDB cut at as-of, the options, the
+protocol, the engine's plan (its functions compute the facts `check` also uses: grading,
+flags, exposure), and the `cohort` table (one row per patient with a first infusion of
+the drug, day 0, as the engine's `current_episode` counts it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ibis
 
 from dmtwatch.audit.settings import settings
 from dmtwatch.engine.context import Context
+from dmtwatch.engine.exposure import current_episode
 from dmtwatch.engine.run import connect, run_steps
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.model.tables import NOT_DMT
@@ -85,12 +88,13 @@ def _build_cohort(ctx: AuditContext) -> None:
     End of follow-up is the patient's last dated record, or as-of if earlier.
     """
     o = ctx.options
+    # day 0: the engine's first exposure to the protocol's drug, as `check` counts it
+    first = current_episode(ctx.plan, ctx.protocol.therapy)
+    ctx.engine_table("audit_day0", first.select("patient_id", day0=first.first_start))
     ctx.con.execute(
         """
         CREATE TEMP TABLE cohort_all AS
-        WITH day0 AS (
-          SELECT patient_id, min(start_date) AS day0 FROM in_treatments
-          WHERE drug = ? GROUP BY 1),
+        WITH day0 AS (SELECT patient_id, day0 FROM audit_day0),
         dated AS (
           SELECT patient_id, least(coalesce(end_date, start_date), params.as_of) AS d
             FROM in_treatments, params
@@ -122,7 +126,7 @@ def _build_cohort(ctx: AuditContext) -> None:
           LEFT JOIN n_prior n USING (patient_id)
           LEFT JOIN last_rec l USING (patient_id)
         """,
-        [o.drug, list(NOT_DMT), o.drug, list(NOT_DMT), o.drug],
+        [list(NOT_DMT), o.drug, list(NOT_DMT), o.drug],
     )
     allowed = {"switch_reason", "prior_drug", "sex", "ms_type"}
     unknown = set(o.where) - allowed

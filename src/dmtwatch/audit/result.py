@@ -8,9 +8,11 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from dmtwatch.audit.sections.base import Section
 from dmtwatch.audit.sections.cns import Cns
@@ -63,6 +65,23 @@ class Audit:
     @property
     def sections(self) -> dict[str, Section]:
         return {key: getattr(self, key) for key in SECTIONS}
+
+    @property
+    def summary(self) -> dict[str, pd.DataFrame]:
+        """Each section's `.summary` (a DataFrame of its key figures), by section."""
+        return {key: s.summary for key, s in self.sections.items() if key in self.present}
+
+    def to_html(self, *, appendix_rows: int | None = None) -> str:
+        """The report as one self-contained HTML page (`audit.report.render_html`)."""
+        from dmtwatch.audit.report import render_html
+
+        return render_html(self, appendix_rows=appendix_rows)
+
+    def to_pdf(self, path: str | Path) -> None:
+        """The report as an A4 PDF (`audit.report.render_pdf`)."""
+        from dmtwatch.audit.report import render_pdf
+
+        render_pdf(self, path)
 
     def to_dict(self) -> dict[str, Any]:
         """The audit JSON: the contract's keys and ours, floats to 6 significant digits."""
