@@ -80,8 +80,18 @@ class Relapses(Section):
     # The report ---------------------------------------------------------------------
 
     def view(self) -> dict[str, Any]:
+        """The rates table (before / after) and the comparisons table."""
         if not self.model_fields_set:
             return {}
+        compare = self._comparisons()
+        return {
+            "table": self._rates_table(),
+            "compare": Table(["Comparison", "Result"], compare, align="ll", css="keyvalue")
+            if compare
+            else None,
+        }
+
+    def _rates_table(self) -> Table | None:
         cols = []
         for period in ("pre", "post"):
             arr_value = getattr(self, f"arr_{period}")
@@ -104,6 +114,9 @@ class Relapses(Section):
             labels = ["Relapses", "Person-years", "Annualised relapse rate (95% CI)"]
             rows = [[label, *(c[1][i] for c in cols)] for i, label in enumerate(labels)]
             table = Table(["", *(c[0] for c in cols)], rows)
+        return table
+
+    def _comparisons(self) -> list[list[str]]:
         compare = []
         ratio_text = self.rate_ratio_text()
         if ratio_text:
@@ -144,12 +157,7 @@ class Relapses(Section):
                     f"{fmt_int(km.get('events'))} with a relapse, {fmt_int(km.get('censored'))} censored",
                 ]
             )
-        return {
-            "table": table,
-            "compare": Table(["Comparison", "Result"], compare, align="ll", css="keyvalue")
-            if compare
-            else None,
-        }
+        return compare
 
     def rate_ratio_text(self) -> str | None:
         """'0.036 (0.00087–0.22)', or why there is no ratio: with no relapses before day 0
