@@ -541,3 +541,43 @@ def test_thyroid_events_agree_with_check(tmp_path: Path) -> None:
         key = (f["patient_id"], kinds[f["code"]])
         assert key in first, key
         assert first[key] <= (f["date"] - day0[f["patient_id"]]).days
+
+
+def test_flag_results_judge_the_latest_result_as_check_does(tmp_path: Path) -> None:
+    """`engine.labs.flag_results` (every result, for the audit) and `check`'s flags (the
+    latest result after day 0) are one definition: on the latest result they raise the
+    same patients, for every flag of the protocol."""
+    import ibis
+
+    from dmtwatch.engine.context import Context
+    from dmtwatch.engine.exposure import current_episode
+    from dmtwatch.engine.labs import flag_results
+    from dmtwatch.engine.run import connect, run_check, run_steps
+    from dmtwatch.protocols.schema import load_protocol
+    from dmtwatch.synth import generate, write_csv
+
+    as_of = dt.date(2016, 1, 15)
+    write_csv(generate(60, 5, as_of), tmp_path)
+    dataset, _ = read_clinic(tmp_path)
+    protocol = load_protocol("alemtuzumab")
+    plan, queries = Context(), []
+    for rule in protocol.flags:
+        t = flag_results(plan, protocol, rule)
+        j = t.join(current_episode(plan, protocol.therapy), "patient_id")
+        j = j.filter(j.date > j.first_start).select("patient_id", "date", "value", "raised")
+        queries.append((rule.code, ibis.to_sql(j, dialect="duckdb")))
+    con = connect(dataset, as_of)
+    run_steps(con, plan.steps)
+    raised: dict[str, set[str]] = {code: set() for code, _sql in queries}
+    for code, sql in queries:
+        latest = con.execute(
+            f"SELECT patient_id, raised FROM ({sql}) QUALIFY row_number() OVER "
+            "(PARTITION BY patient_id ORDER BY date DESC, value DESC) = 1"
+        ).fetchall()
+        raised[code] |= {pid for pid, hit in latest if hit}
+    found: dict[str, set[str]] = {code: set() for code in raised}
+    for f in run_check(dataset, as_of, ["alemtuzumab"]).findings.to_pylist():
+        if f["code"] in found:
+            found[f["code"]].add(f["patient_id"])
+    assert sum(len(p) for p in found.values()) > 5  # the clinic raises some
+    assert raised == found
