@@ -1,7 +1,7 @@
 """CNS inflammation watch: the cohort's CNS-MRI, CNS-RING and CNS-STROKE findings as
-`check` raises them, the days since the last infusion by the engine's own exposure
-function (`engine.exposure.last_end_before`), and the rescue therapy (the protocol's
-`rescue_drugs`) recorded afterwards."""
+`check` raises them, with the days since the last infusion and the rescue therapy (the
+protocol's `rescue_drugs`) recorded afterwards, by the engine's own functions
+(`engine.exposure.last_end_before`, `engine.clinical.rescue_after`)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dmtwatch.audit.format import (
 )
 from dmtwatch.audit.methods import CNS_CODES
 from dmtwatch.audit.sections.base import Section
+from dmtwatch.engine.clinical import rescue_after
 from dmtwatch.engine.exposure import last_end_before
 from dmtwatch.engine.run import CLINICAL_KINDS, run_check
 from dmtwatch.model.dataset import Dataset
@@ -120,25 +121,20 @@ def _compute(ctx: AuditContext, dataset: Dataset) -> dict:
     events = ibis.table(
         {"patient_id": "string", "code": "string", "date": "date"}, name="cns_findings"
     )
-    ctx.engine_table(
-        "cns_last_infusion", last_end_before(ctx.plan, ctx.protocol.therapy, events, "date")
-    )
-    rescue = ctx.rescue_drugs
+    # two tables: a finding without an infusion before it still lists its rescue therapy
+    ctx.engine_table("cns_last", last_end_before(ctx.plan, ctx.protocol.therapy, events, "date"))
+    ctx.engine_table("cns_rescue", rescue_after(ctx.plan, ctx.rescue_drugs, events, "date"))
     cases = ctx.rows(
         """
         SELECT f.patient_id, f.code, f.severity, f.date,
                date_diff('day', l.last_infusion, f.date) AS days_after_infusion,
-               (SELECT string_agg(t.drug || ' from ' || t.start_date, ', ' ORDER BY t.start_date)
-                  FROM in_treatments t
-                 WHERE t.patient_id = f.patient_id AND t.start_date >= f.date
-                   AND list_contains(?, t.drug)) AS rescue,
-               f.detail
+               r.rescue, f.detail
           FROM cns_findings f
-          LEFT JOIN cns_last_infusion l USING (patient_id, code, date)
+          LEFT JOIN cns_last l USING (patient_id, code, date)
+          LEFT JOIN cns_rescue r USING (patient_id, code, date)
          ORDER BY f.date, f.patient_id
-        """,
-        [rescue],
+        """
     )
     for c in cases:
         c["date"] = c["date"].isoformat()
-    return {"cases": cases, "rescue_drugs": rescue}
+    return {"cases": cases, "rescue_drugs": ctx.rescue_drugs}
