@@ -1,7 +1,8 @@
 """CNS inflammation watch: the cohort's CNS-MRI, CNS-RING and CNS-STROKE findings as
-`check` raises them, with the days since the last infusion and the rescue therapy (the
-protocol's `rescue_drugs`) recorded afterwards, by the engine's own functions
-(`engine.exposure.last_end_before`, `engine.clinical.rescue_after`)."""
+`check` raises them, with the days since the last infusion (the finding's own fact,
+`facts.days_after_infusion`; the engine's `exposure.last_end_before` for a finding
+without it) and the rescue therapy (the protocol's `rescue_drugs`) recorded afterwards
+(`engine.clinical.rescue_after`, the list CNS-RING states in its facts)."""
 
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ CODES = CNS_CODES
 
 def _compute(ctx: AuditContext, dataset: Dataset) -> dict:
     findings = run_check(dataset, ctx.as_of, [ctx.options.drug], CLINICAL_KINDS).findings
-    findings = findings.select(["patient_id", "code", "severity", "date", "detail"])
+    findings = findings.select(["patient_id", "code", "severity", "date", "detail", "facts"])
     ctx.con.register("check_findings", findings)
     ctx.con.execute(
         "CREATE TEMP TABLE cns_findings AS SELECT f.* FROM check_findings f "
@@ -127,7 +128,8 @@ def _compute(ctx: AuditContext, dataset: Dataset) -> dict:
     cases = ctx.rows(
         """
         SELECT f.patient_id, f.code, f.severity, f.date,
-               date_diff('day', l.last_infusion, f.date) AS days_after_infusion,
+               coalesce(TRY_CAST(json_extract_string(f.facts, '$.days_after_infusion') AS INTEGER),
+                        date_diff('day', l.last_infusion, f.date)) AS days_after_infusion,
                r.rescue, f.detail
           FROM cns_findings f
           LEFT JOIN cns_last l USING (patient_id, code, date)
