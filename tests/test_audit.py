@@ -581,3 +581,38 @@ def test_flag_results_judge_the_latest_result_as_check_does(tmp_path: Path) -> N
             found[f["code"]].add(f["patient_id"])
     assert sum(len(p) for p in found.values()) > 5  # the clinic raises some
     assert raised == found
+
+
+def test_a_setting_changes_the_calculation_and_its_methods_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """settings.yaml holds the EDSS worsening rule: confirmed 100 days later is not
+    confirmed at 168 days, and is at 90; the NEDA-3 paragraph says which."""
+    from dmtwatch.audit import settings as audit_settings
+    from dmtwatch.audit.sections import mri as mri_section
+
+    d0 = dt.date(2012, 3, 5)
+    edss = [
+        {"patient_id": "E1", "date": day(d0, d), "score": s}
+        for d, s in ((-20, 2.0), (150, 2.0), (250, 3.5), (350, 3.5))
+    ]
+    tables = {
+        "treatments": [alemtuzumab_course("E1", d0)],
+        "mri": [{"patient_id": "E1", "date": day(d0, 365), "new_t2": 0, "gd_enhancing": 0}],
+        "edss": edss,
+        "labs": [lab("E1", day(d0, 500), "tsh", 1.5, "mIU/L")],
+    }
+    dataset, _ = read_clinic(write_clinic(tmp_path, **tables))
+    shipped = run_audit(dataset, day(d0, 600))
+    assert shipped["neda"]["year1"]["patients"][0]["edss_worsened"] is False
+    assert "confirmed at least 168 days later" in shipped["methods"][-2]["definition"]
+
+    s = audit_settings.settings()
+    changed = s.model_copy(
+        update={"edss_worsening": s.edss_worsening.model_copy(update={"confirm_days": 90})}
+    )
+    monkeypatch.setattr(audit_settings, "settings", lambda: changed)
+    monkeypatch.setattr(mri_section, "settings", lambda: changed)
+    local = run_audit(dataset, day(d0, 600))
+    assert local["neda"]["year1"]["patients"][0]["edss_worsened"] is True
+    assert "confirmed at least 90 days later" in local["methods"][-2]["definition"]
