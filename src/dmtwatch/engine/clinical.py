@@ -75,17 +75,21 @@ def relapse_evidence(t: ibis.Table, protocol: Protocol, code: str) -> ibis.Table
     )
 
 
-def rescue_after(ctx: Context, drugs: list[str], events: ibis.Table, date: str) -> ibis.Table:
+def rescue_after(
+    ctx: Context, protocol: Protocol, drugs: list[str], events: ibis.Table, date: str
+) -> ibis.Table:
     """`events` with `rescue`: the rescue therapies among `drugs` started on or after each
-    event's `date`, listed as 'drug from YYYY-MM-DD' by start (then name), null if none;
-    and `n_rescue`, how many. The list CNS-RING names in its finding, for any event (the
-    audit's CNS watch reads it for every CNS finding)."""
+    event's `date`, each in the protocol's `drug_from` phrase, by start (then name), null
+    if none; and `n_rescue`, how many. The list CNS-RING names in its finding, for any
+    event (the audit's CNS watch reads it for every CNS finding)."""
+    from dmtwatch.engine.text import render
+
     rescue = ctx.tables["treatments"]
     rescue = rescue.filter(rescue.drug.isin(drugs))
     rescue = rescue.select(r_patient="patient_id", r_drug="drug", r_start="start_date")
     j = events.left_join(
         rescue, (events.patient_id == rescue.r_patient) & (rescue.r_start >= events[date])
     )
-    label = j.r_drug.concat(" from ").concat(j.r_start.cast("string"))
+    label = render(protocol.phrases.drug_from, {"drug": j.r_drug, "date": j.r_start}, None)
     listed = label.group_concat(", ", order_by=[j.r_start, j.r_drug])
     return j.group_by(list(events.columns)).aggregate(rescue=listed, n_rescue=j.r_drug.count())

@@ -124,7 +124,9 @@ def _compute(ctx: AuditContext, dataset: Dataset) -> dict:
     )
     # two tables: a finding without an infusion before it still lists its rescue therapy
     ctx.engine_table("cns_last", last_end_before(ctx.plan, ctx.protocol.therapy, events, "date"))
-    ctx.engine_table("cns_rescue", rescue_after(ctx.plan, ctx.rescue_drugs, events, "date"))
+    ctx.engine_table(
+        "cns_rescue", rescue_after(ctx.plan, ctx.protocol, ctx.rescue_drugs, events, "date")
+    )
     cases = ctx.rows(
         """
         SELECT f.patient_id, f.code, f.severity, f.date,
