@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from dmtwatch.audit.run import run_audit
+from dmtwatch.outcomes.run import run_audit
 from dmtwatch.io import read_clinic
 from dmtwatch.synth import generate, write_csv
 
@@ -41,7 +41,7 @@ def main() -> None:
     )
     print(f"audit json total (read to json): {t3 - t0:.2f} s")
     try:
-        from dmtwatch.audit.report import render_html, render_pdf
+        from dmtwatch.outcomes.report import render_html, render_pdf
     except ImportError:
         return
     t4 = time.perf_counter()

@@ -57,13 +57,16 @@ def test_the_public_api_is_small_and_versioned() -> None:
 
 
 def test_dmtwatch_audit_is_the_function_whatever_was_imported_first() -> None:
-    import dmtwatch.audit.report
-    import dmtwatch.audit.run
+    """The audit's package is dmtwatch.outcomes, so importing it never hides the API's
+    `dmtwatch.audit` function (Python sets a package's attribute to a subpackage)."""
+    import dmtwatch.outcomes.report
+    import dmtwatch.outcomes.run
 
-    assert callable(dmtwatch.audit) and dmtwatch.audit.run.run_audit
+    assert dmtwatch.outcomes.run.run_audit
     from dmtwatch import audit
 
-    assert audit is dmtwatch.audit
+    assert audit is dmtwatch.audit is dmtwatch.api.audit
+    assert inspect.isfunction(dmtwatch.audit)
 
 
 def test_check_gives_the_findings_of_the_cli_json(

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dmtwatch.audit import stats
-from dmtwatch.audit.context import AuditOptions
-from dmtwatch.audit.run import run_audit
-from dmtwatch.audit.sections.relapses import rate_ratio
 from dmtwatch.io import read_clinic
+from dmtwatch.outcomes import stats
+from dmtwatch.outcomes.context import AuditOptions
+from dmtwatch.outcomes.run import run_audit
+from dmtwatch.outcomes.sections.relapses import rate_ratio
 from tests.clinic import alemtuzumab_course, day, lab, write_clinic
 
 AS_OF = dt.date(2011, 1, 31)
@@ -490,7 +490,7 @@ def test_a_subgroup_value_with_a_quote_is_a_value(tmp_path: Path) -> None:
 def test_sections_are_typed_results(report_b: dict, tmp_path: Path) -> None:
     """Each section carries its numbers, `.summary`, `.plot()` and `.methods`; the JSON is
     `to_dict()` of the same object."""
-    from dmtwatch.audit.run import compute_audit
+    from dmtwatch.outcomes.run import compute_audit
 
     dataset, _ = read_clinic(report_b_cohort(tmp_path))
     audit = compute_audit(dataset, AS_OF)
@@ -506,7 +506,7 @@ def test_sections_are_typed_results(report_b: dict, tmp_path: Path) -> None:
 
 
 def test_methods_come_from_the_settings_and_the_protocol() -> None:
-    from dmtwatch.audit.settings import methods, settings
+    from dmtwatch.outcomes.settings import methods, settings
     from dmtwatch.protocols.schema import load_protocol
 
     edss = settings().edss_worsening
@@ -588,8 +588,8 @@ def test_a_setting_changes_the_calculation_and_its_methods_together(
 ) -> None:
     """settings.yaml holds the EDSS worsening rule: confirmed 100 days later is not
     confirmed at 168 days, and is at 90; the NEDA-3 paragraph says which."""
-    from dmtwatch.audit import settings as audit_settings
-    from dmtwatch.audit.sections import mri as mri_section
+    from dmtwatch.outcomes import settings as audit_settings
+    from dmtwatch.outcomes.sections import mri as mri_section
 
     d0 = dt.date(2012, 3, 5)
     edss = [

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from dmtwatch.audit import plotting
-from dmtwatch.audit.report import fmt_ci, fmt_est, fmt_p, fmt_sig, render_html, render_pdf
-from dmtwatch.audit.result import Audit
-from dmtwatch.audit.sections.timeline import MAX_SWIMMER_ROWS
+from dmtwatch.outcomes import plotting
+from dmtwatch.outcomes.report import fmt_ci, fmt_est, fmt_p, fmt_sig, render_html, render_pdf
+from dmtwatch.outcomes.result import Audit
+from dmtwatch.outcomes.sections.timeline import MAX_SWIMMER_ROWS
 
 FIXTURE = Path(__file__).with_name("audit_fixture.json")
 
@@ -340,8 +340,8 @@ def sparse_text(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The report of a clinic with no relapses before day 0, no EDSS, no adverse events."""
     import datetime as dt
 
-    from dmtwatch.audit.run import run_audit
     from dmtwatch.io import read_clinic
+    from dmtwatch.outcomes.run import run_audit
     from tests.test_audit import sparse_clinic
 
     dataset, _ = read_clinic(sparse_clinic(tmp_path_factory.mktemp("sparse")))
@@ -396,7 +396,7 @@ def test_json_round_trips_through_the_typed_audit(result: dict) -> None:
 
 
 def test_one_window_label() -> None:
-    from dmtwatch.audit.format import window_label
+    from dmtwatch.outcomes.format import window_label
 
     assert window_label(365, "pre") == "Year before day 0"
     assert window_label(365, "pre", phrase=True) == "in the year before"

@@ -226,7 +226,7 @@ def test_signals_out_failing_midway_leaves_the_previous_file(
 def test_audit_pdf_failing_midway_leaves_the_previous_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dmtwatch.audit import report
+    from dmtwatch.outcomes import report
 
     target = tmp_path / "out" / "audit.pdf"
     target.parent.mkdir()

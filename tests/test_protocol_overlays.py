@@ -311,8 +311,8 @@ def test_the_worklist_header_and_audit_methods_name_the_overlays(tmp_path) -> No
         "Protocols in force: alemtuzumab (shipped), natalizumab (shipped), ocrelizumab ("
     )
     assert "schedule[id=tsh].interval_days 92 -> 61" in header
-    from dmtwatch.audit.context import AuditOptions
-    from dmtwatch.audit.methods import methods
+    from dmtwatch.outcomes.context import AuditOptions
+    from dmtwatch.outcomes.methods import methods
 
     with using(ProtocolSet.load([EXAMPLE])):
         line = methods(AuditOptions(), AS_OF.isoformat())[0]

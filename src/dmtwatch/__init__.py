@@ -15,11 +15,8 @@ Every expected failure is a `DmtwatchError`.
 
 from __future__ import annotations
 
-import inspect
-import types
 from importlib.metadata import PackageNotFoundError, version
 
-from dmtwatch import api as _api
 from dmtwatch.api import (
     Audit,
     Clinic,
@@ -27,6 +24,7 @@ from dmtwatch.api import (
     Finding,
     Signals,
     Worklist,
+    audit,
     check,
     read_clinic,
     signals,
@@ -42,24 +40,6 @@ from dmtwatch.errors import (
     UsageError,
 )
 from dmtwatch.io.problems import Problem
-
-
-class _CallableAuditPackage(types.ModuleType):
-    """`dmtwatch.audit` names two things: the package of the outcomes audit
-    (`dmtwatch.audit.run`, ...) and the API function `dmtwatch.api.audit`. Python sets a
-    package's attribute to its subpackage on import, so a plain function of that name
-    would be replaced by the package as soon as anything imported `dmtwatch.audit.*`.
-    Instead the package itself is callable and runs the function: the name means the
-    same whatever was imported first."""
-
-    def __call__(self, *args, **kwargs) -> Audit:
-        return _api.audit(*args, **kwargs)
-
-
-from dmtwatch import audit  # noqa: E402 (the package, after the names above)
-
-audit.__class__ = _CallableAuditPackage
-audit.__signature__ = inspect.signature(_api.audit)  # type: ignore[attr-defined]
 
 try:
     __version__ = version("dmtwatch")

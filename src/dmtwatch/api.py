@@ -308,13 +308,13 @@ class Audit:
 
     def to_html(self) -> str:
         """The self-contained HTML report."""
-        from dmtwatch.audit.report import render_html
+        from dmtwatch.outcomes.report import render_html
 
         return render_html(self._result)
 
     def write_pdf(self, path: str | Path) -> Path:
         """Write the PDF report to `path` (all or nothing; folders are created)."""
-        from dmtwatch.audit.report import render_pdf
+        from dmtwatch.outcomes.report import render_pdf
         from dmtwatch.render.output import write_via
 
         target = Path(path)
@@ -336,8 +336,8 @@ def audit(
     the prior therapy's own time; `post_window`: days from day 0; `where`: a subgroup,
     e.g. {"switch_reason": "inefficacy"} (keys: SUBGROUP_KEYS).
     """
-    from dmtwatch.audit.context import AuditOptions
-    from dmtwatch.audit.run import run_audit
+    from dmtwatch.outcomes.context import AuditOptions
+    from dmtwatch.outcomes.run import run_audit
 
     if pre_window != "therapy" and not (isinstance(pre_window, int) and pre_window >= 0):
         raise UsageError(f"'{pre_window}' is neither a number of days nor 'therapy'")

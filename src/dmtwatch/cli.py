@@ -361,8 +361,8 @@ def audit(
     import json
 
     from dmtwatch.api import check_subgroup
-    from dmtwatch.audit.context import AuditOptions
-    from dmtwatch.audit.run import run_audit
+    from dmtwatch.outcomes.context import AuditOptions
+    from dmtwatch.outcomes.run import run_audit
 
     if pre_window != "therapy" and not pre_window.isdigit():
         raise typer.BadParameter(f"'{pre_window}' is neither a number of days nor 'therapy'")
@@ -388,7 +388,7 @@ def audit(
             return
         _write_whole(text, target, say=False)
     else:
-        from dmtwatch.audit.report import render_html, render_pdf
+        from dmtwatch.outcomes.report import render_html, render_pdf
 
         if format is AuditFormat.html:
             _write_whole(render_html(result), target, say=False)

@@ -16,7 +16,7 @@ import ibis
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import current_episode
 from dmtwatch.engine.findings import make_evidence
-from dmtwatch.engine.text import as_text
+from dmtwatch.engine.text import as_text, render
 from dmtwatch.protocols.parts import Ageing
 
 if TYPE_CHECKING:
@@ -82,8 +82,6 @@ def rescue_after(
     event's `date`, each in the protocol's `drug_from` phrase, by start (then name), null
     if none; and `n_rescue`, how many. The list CNS-RING names in its finding, for any
     event (the audit's CNS watch reads it for every CNS finding)."""
-    from dmtwatch.engine.text import render
-
     rescue = ctx.tables["treatments"]
     rescue = rescue.filter(rescue.drug.isin(drugs))
     rescue = rescue.select(r_patient="patient_id", r_drug="drug", r_start="start_date")

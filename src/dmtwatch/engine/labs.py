@@ -22,7 +22,7 @@ from dmtwatch.protocols.parts import GradeCriterion
 
 if TYPE_CHECKING:
     from dmtwatch.protocols.schema import Protocol
-    from dmtwatch.rules.flags import Flag
+    from dmtwatch.rules.flags import Companion, Flag
     from dmtwatch.rules.grading import Grading
 
 _NEVER = ibis.literal(False)
@@ -252,6 +252,20 @@ def flag_results(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Table:
         return t.select(
             "patient_id", "test", "date", "value", "ref_low", "ref_high", raised=t.r_hit
         )
+    j = nearest_companion(ctx, t, comp, "r_id")  # every result its own companion
+    ok = companion_allows(comp, j)
+    return j.select(
+        "patient_id", "test", "date", "value", "ref_low", "ref_high", raised=j.r_hit & ok
+    )
+
+
+def nearest_companion(
+    ctx: Context, t: ibis.Table, comp: Companion, per: str | list[str]
+) -> ibis.Table:
+    """Each row of `t` (one per group of `per`) with the companion result nearest in time
+    within the window, the later one on a tie, as `c_*` columns (NULL where there is
+    none). A companion that excludes when `measured_after` looks from the row's day on
+    only; any other looks either side."""
     c = (
         limited_labs(ctx)
         .filter(_.test == comp.test)
@@ -259,6 +273,9 @@ def flag_results(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Table:
             c_patient="patient_id",
             c_date="date",
             c_value="value",
+            c_unit="unit",
+            c_value_reported="value_reported",
+            c_unit_reported="unit_reported",
             c_low="ref_low",
             c_high="ref_high",
         )
@@ -270,12 +287,12 @@ def flag_results(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Table:
         else (apart.abs() <= comp.within_days)
     )
     j = t.left_join(c, (t.patient_id == c.c_patient) & near)
-    j = j.mutate(
-        c_rn=ibis.row_number().over(
-            group_by="r_id",
-            order_by=[j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)],
-        )
-    ).filter(_.c_rn == 0)
+    return first_per_group(j, per, [j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)])
+
+
+def companion_allows(comp: Companion, j: ibis.Table) -> ibis.BooleanValue:
+    """The nearest companion (`nearest_companion`) neither excludes the flag nor lacks
+    what the flag requires of it; true for a companion that does neither."""
     ok = ibis.literal(True)
     if comp.excludes == "measured_after":
         ok = ok & j.c_date.isnull()
@@ -283,6 +300,4 @@ def flag_results(ctx: Context, protocol: Protocol, rule: Flag) -> ibis.Table:
         ok = ok & ~beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False)
     if comp.requires is not None:
         ok = ok & beyond(comp.requires, j, "c_value", "c_low", "c_high").fill_null(False)
-    return j.select(
-        "patient_id", "test", "date", "value", "ref_low", "ref_high", raised=j.r_hit & ok
-    )
+    return ok

@@ -7,23 +7,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import ibis
-from ibis import _
 from pydantic import Field
 
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.findings import make_evidence, make_findings
 from dmtwatch.engine.labs import (
     beyond,
+    companion_allows,
     evidence_text,
     latest_after_day0,
-    limited_labs,
     multiple_of,
+    nearest_companion,
     raised,
     result_facts,
     result_fields,
     with_baseline,
 )
-from dmtwatch.engine.latest import first_per_group
 from dmtwatch.engine.text import as_text, render, reported_note, shown_value
 from dmtwatch.protocols.parts import Limit, Rule, Severity, Trigger, _Strict
 from dmtwatch.rules import Pair, RuleKind
@@ -107,37 +106,8 @@ def _with_companion(
     filtered by what it excludes or requires, and the severity it escalates to."""
     comp = rule.companion
     assert comp is not None
-    c = (
-        limited_labs(ctx)
-        .filter(_.test == comp.test)
-        .select(
-            c_patient="patient_id",
-            c_date="date",
-            c_value="value",
-            c_unit="unit",
-            c_value_reported="value_reported",
-            c_unit_reported="unit_reported",
-            c_low="ref_low",
-            c_high="ref_high",
-        )
-    )
-    apart = c.c_date.delta(t.date, unit="day")
-    # a result measured after excludes only from the flagged day on; otherwise either side
-    near = (
-        (apart >= 0) & (apart <= comp.within_days)
-        if comp.excludes == "measured_after"
-        else (apart.abs() <= comp.within_days)
-    )
-    j = t.left_join(c, (t.patient_id == c.c_patient) & near)
-    j = first_per_group(
-        j, "patient_id", [j.c_date.delta(j.date, unit="day").abs(), ibis.desc(j.c_date)]
-    )
-    if comp.excludes == "measured_after":
-        j = j.filter(j.c_date.isnull())
-    elif comp.excludes is not None:
-        j = j.filter(~beyond(comp.excludes, j, "c_value", "c_low", "c_high").fill_null(False))
-    if comp.requires is not None:
-        j = j.filter(beyond(comp.requires, j, "c_value", "c_low", "c_high").fill_null(False))
+    j = nearest_companion(ctx, t, comp, "patient_id")  # one flagged row per patient
+    j = j.filter(companion_allows(comp, j))
     times = comp.escalates_at_baseline_times
     if times is not None:
         j = with_baseline(ctx, protocol, j, test=comp.test)

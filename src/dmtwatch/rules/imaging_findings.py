@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 import ibis
-from ibis import _
 
 from dmtwatch.engine.clinical import (
     after_day0,
     exposure_facts,
     repopulation,
+    rescue_after,
 )
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import last_end_before
@@ -46,17 +46,7 @@ def _imaging_finding(ctx: Context, protocol: Protocol, rule: ImagingFinding) -> 
     hits = first_per_group(hits, "patient_id", ibis.desc(hits.date))
     hits = hits.select("patient_id", "date", "region", "gd_enhancing", count=hits[rule.column])
     hits = last_end_before(ctx, protocol.therapy, hits, "date")
-    rescue = ctx.tables["treatments"].filter(_.drug.isin(rule.rescue_drugs))
-    rescue = rescue.select(r_patient="patient_id", r_drug="drug", r_start="start_date")
-    j = hits.left_join(
-        rescue, (hits.patient_id == rescue.r_patient) & (rescue.r_start >= hits.date)
-    )
-    fields = {"drug": j.r_drug, "date": j.r_start}
-    label = render(protocol.phrases.drug_from, fields, None)  # no rescue: not listed
-    keys = ["patient_id", "date", "region", "gd_enhancing", "count", "last_infusion"]
-    # listed in the order given (then by name), whatever order DuckDB aggregates in
-    listed = label.group_concat(", ", order_by=[j.r_start, j.r_drug])
-    hits = j.group_by(keys).aggregate(rescue=listed, n_rescue=j.r_drug.count())
+    hits = rescue_after(ctx, protocol, rule.rescue_drugs, hits, "date")
     # a follow-up scan shows enhancement only with contrast (a blank contrast means given)
     follow = mri.filter(mri.contrast.fill_null(True))
     later = follow.select(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dmtwatch.audit import settings
-from dmtwatch.audit.context import AuditOptions
+from dmtwatch.outcomes import settings
+from dmtwatch.outcomes.context import AuditOptions
 from dmtwatch.protocols import in_force
 from dmtwatch.protocols.schema import load_protocol
 

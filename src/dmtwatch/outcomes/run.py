@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dmtwatch.audit import methods
-from dmtwatch.audit.context import AuditOptions, make_context
-from dmtwatch.audit.result import Audit, jsonable
-from dmtwatch.audit.sections import events
-from dmtwatch.audit.sections.cns import Cns
-from dmtwatch.audit.sections.cohort import Cohort
-from dmtwatch.audit.sections.labs import Labs
-from dmtwatch.audit.sections.mri import Mri, Neda
-from dmtwatch.audit.sections.relapses import Relapses
-from dmtwatch.audit.sections.thyroid import Thyroid
-from dmtwatch.audit.sections.timeline import Completeness, Timeline
 from dmtwatch.model.dataset import Dataset
+from dmtwatch.outcomes import methods
+from dmtwatch.outcomes.context import AuditOptions, make_context
+from dmtwatch.outcomes.result import Audit, jsonable
+from dmtwatch.outcomes.sections import events
+from dmtwatch.outcomes.sections.cns import Cns
+from dmtwatch.outcomes.sections.cohort import Cohort
+from dmtwatch.outcomes.sections.labs import Labs
+from dmtwatch.outcomes.sections.mri import Mri, Neda
+from dmtwatch.outcomes.sections.relapses import Relapses
+from dmtwatch.outcomes.sections.thyroid import Thyroid
+from dmtwatch.outcomes.sections.timeline import Completeness, Timeline
 from dmtwatch.protocols import in_force
 
 __all__ = ["compute_audit", "jsonable", "run_audit"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from dmtwatch.audit.format import (  # noqa: F401  (the number formats, for callers)
+from dmtwatch.outcomes.format import (  # noqa: F401  (the number formats, for callers)
     Figure,
     Table,
     fmt_ci,
@@ -26,8 +26,8 @@ from dmtwatch.audit.format import (  # noqa: F401  (the number formats, for call
     fmt_p,
     fmt_sig,
 )
-from dmtwatch.audit.result import Audit
-from dmtwatch.audit.sections import events
+from dmtwatch.outcomes.result import Audit
+from dmtwatch.outcomes.sections import events
 
 DEFAULT_DRUG = "alemtuzumab"
 
@@ -159,7 +159,7 @@ def build_context(result: Audit | Mapping[str, Any], appendix_rows: int | None =
 
 def _environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("dmtwatch.audit", "templates"),
+        loader=PackageLoader("dmtwatch.outcomes", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

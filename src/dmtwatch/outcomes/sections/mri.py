@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from dmtwatch.audit.context import AuditContext
-from dmtwatch.audit.format import (
+from dmtwatch.outcomes.context import AuditContext
+from dmtwatch.outcomes.format import (
     DASH,
     Table,
     as_number,
@@ -26,8 +26,8 @@ from dmtwatch.audit.format import (
     some_of,
     words,
 )
-from dmtwatch.audit.sections.base import Section
-from dmtwatch.audit.settings import settings
+from dmtwatch.outcomes.sections.base import Section
+from dmtwatch.outcomes.settings import settings
 
 
 class Mri(Section):

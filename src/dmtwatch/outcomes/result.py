@@ -14,15 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dmtwatch.audit.sections.base import Section
-from dmtwatch.audit.sections.cns import Cns
-from dmtwatch.audit.sections.cohort import Cohort
-from dmtwatch.audit.sections.events import AdverseEvents, Infections
-from dmtwatch.audit.sections.labs import Labs
-from dmtwatch.audit.sections.mri import Mri, Neda
-from dmtwatch.audit.sections.relapses import Relapses
-from dmtwatch.audit.sections.thyroid import Thyroid
-from dmtwatch.audit.sections.timeline import Completeness, Timeline
+from dmtwatch.outcomes.sections.base import Section
+from dmtwatch.outcomes.sections.cns import Cns
+from dmtwatch.outcomes.sections.cohort import Cohort
+from dmtwatch.outcomes.sections.events import AdverseEvents, Infections
+from dmtwatch.outcomes.sections.labs import Labs
+from dmtwatch.outcomes.sections.mri import Mri, Neda
+from dmtwatch.outcomes.sections.relapses import Relapses
+from dmtwatch.outcomes.sections.thyroid import Thyroid
+from dmtwatch.outcomes.sections.timeline import Completeness, Timeline
 
 # The sections in the order of the audit JSON (after `as_of` and `title`; `methods` last).
 SECTIONS: dict[str, type[Section]] = {
@@ -73,13 +73,13 @@ class Audit:
 
     def to_html(self, *, appendix_rows: int | None = None) -> str:
         """The report as one self-contained HTML page (`audit.report.render_html`)."""
-        from dmtwatch.audit.report import render_html
+        from dmtwatch.outcomes.report import render_html
 
         return render_html(self, appendix_rows=appendix_rows)
 
     def to_pdf(self, path: str | Path) -> None:
         """The report as an A4 PDF (`audit.report.render_pdf`)."""
-        from dmtwatch.audit.report import render_pdf
+        from dmtwatch.outcomes.report import render_pdf
 
         render_pdf(self, path)
 

@@ -12,10 +12,10 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from pydantic import Field
 
-from dmtwatch.audit import plotting as P
-from dmtwatch.audit.context import AuditContext
-from dmtwatch.audit.format import Table, as_number, fmt_int, humanise, records
-from dmtwatch.audit.sections.base import Section
+from dmtwatch.outcomes import plotting as P
+from dmtwatch.outcomes.context import AuditContext
+from dmtwatch.outcomes.format import Table, as_number, fmt_int, humanise, records
+from dmtwatch.outcomes.sections.base import Section
 
 MAX_SWIMMER_ROWS = 60
 COMPLETENESS_LABELS = {

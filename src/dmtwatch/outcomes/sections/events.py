@@ -6,8 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from dmtwatch.audit.context import AuditContext
-from dmtwatch.audit.format import (
+from dmtwatch.outcomes.context import AuditContext
+from dmtwatch.outcomes.format import (
     NONE,
     Table,
     as_number,
@@ -19,7 +19,7 @@ from dmtwatch.audit.format import (
     records_table,
     some_of,
 )
-from dmtwatch.audit.sections.base import Section
+from dmtwatch.outcomes.sections.base import Section
 
 NOT_RECORDED_AE = (
     "Not recorded: these data hold no adverse events at all (no adverse_events table, or an"

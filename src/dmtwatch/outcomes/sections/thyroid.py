@@ -13,10 +13,11 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from dmtwatch.audit import plotting as P
-from dmtwatch.audit import stats
-from dmtwatch.audit.context import AuditContext
-from dmtwatch.audit.format import (
+from dmtwatch.engine.labs import flag_results
+from dmtwatch.outcomes import plotting as P
+from dmtwatch.outcomes import stats
+from dmtwatch.outcomes.context import AuditContext
+from dmtwatch.outcomes.format import (
     LIST_MAX,
     NONE,
     Table,
@@ -29,8 +30,7 @@ from dmtwatch.audit.format import (
     records,
     records_table,
 )
-from dmtwatch.audit.sections.base import Section
-from dmtwatch.engine.labs import flag_results
+from dmtwatch.outcomes.sections.base import Section
 
 # The protocol flag behind each thyroid event of the audit.
 KINDS = {"THY-TPO": "tpo_positive", "THY-HYPO": "hypothyroid", "THY-HYPER": "hyperthyroid"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from dmtwatch.audit.context import AuditContext
-from dmtwatch.audit.format import (
+from dmtwatch.outcomes.context import AuditContext
+from dmtwatch.outcomes.format import (
     Table,
     as_number,
     by_count,
@@ -21,8 +21,8 @@ from dmtwatch.audit.format import (
     records_table,
     words,
 )
-from dmtwatch.audit.sections.base import Section
-from dmtwatch.audit.summaries import counts, quartiles
+from dmtwatch.outcomes.sections.base import Section
+from dmtwatch.outcomes.summaries import counts, quartiles
 
 SEX_LABELS = {"F": "Female", "M": "Male", "U": "Unknown"}
 

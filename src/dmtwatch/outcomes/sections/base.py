@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from dmtwatch.audit.format import Table
+from dmtwatch.outcomes.format import Table
 
 
 class Section(BaseModel):

@@ -14,12 +14,12 @@ from typing import Literal
 import duckdb
 import ibis
 
-from dmtwatch.audit.settings import settings
 from dmtwatch.engine.context import Context
 from dmtwatch.engine.exposure import current_episode
 from dmtwatch.engine.run import connect, run_steps
 from dmtwatch.model.dataset import Dataset
 from dmtwatch.model.tables import NOT_DMT
+from dmtwatch.outcomes.settings import settings
 from dmtwatch.protocols.schema import Protocol, load_protocol
 
 _WINDOWS = settings().windows

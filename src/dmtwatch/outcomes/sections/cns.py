@@ -11,8 +11,12 @@ from typing import Any
 import ibis
 import pandas as pd
 
-from dmtwatch.audit.context import AuditContext
-from dmtwatch.audit.format import (
+from dmtwatch.engine.clinical import rescue_after
+from dmtwatch.engine.exposure import last_end_before
+from dmtwatch.engine.run import CLINICAL_KINDS, run_check
+from dmtwatch.model.dataset import Dataset
+from dmtwatch.outcomes.context import AuditContext
+from dmtwatch.outcomes.format import (
     LIST_MAX,
     NONE,
     Table,
@@ -21,12 +25,8 @@ from dmtwatch.audit.format import (
     records,
     words,
 )
-from dmtwatch.audit.methods import CNS_CODES
-from dmtwatch.audit.sections.base import Section
-from dmtwatch.engine.clinical import rescue_after
-from dmtwatch.engine.exposure import last_end_before
-from dmtwatch.engine.run import CLINICAL_KINDS, run_check
-from dmtwatch.model.dataset import Dataset
+from dmtwatch.outcomes.methods import CNS_CODES
+from dmtwatch.outcomes.sections.base import Section
 
 CNS_LABELS = {
     "CNS-RING": "Ring-enhancing lesions after alemtuzumab",

@@ -11,9 +11,11 @@ from typing import Any
 
 import pandas as pd
 
-from dmtwatch.audit import plotting as P
-from dmtwatch.audit.context import AuditContext
-from dmtwatch.audit.format import (
+from dmtwatch.engine.labs import graded_results
+from dmtwatch.model.lab_catalogue import lab_catalogue
+from dmtwatch.outcomes import plotting as P
+from dmtwatch.outcomes.context import AuditContext
+from dmtwatch.outcomes.format import (
     NONE,
     Table,
     as_number,
@@ -29,11 +31,9 @@ from dmtwatch.audit.format import (
     records_table,
     some_of,
 )
-from dmtwatch.audit.sections.base import Section
-from dmtwatch.audit.settings import settings
-from dmtwatch.audit.summaries import quartiles
-from dmtwatch.engine.labs import graded_results
-from dmtwatch.model.lab_catalogue import lab_catalogue
+from dmtwatch.outcomes.sections.base import Section
+from dmtwatch.outcomes.settings import settings
+from dmtwatch.outcomes.summaries import quartiles
 
 LAB_NOT_ANALYTES = {"trajectory", "grade_bands"}
 HAEMATOLOGY = {

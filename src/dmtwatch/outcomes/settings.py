@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from dmtwatch.audit.format import join_and, join_or, words
 from dmtwatch.duck import sql_literal
+from dmtwatch.outcomes.format import join_and, join_or, words
 
 if TYPE_CHECKING:
-    from dmtwatch.audit.context import AuditOptions
+    from dmtwatch.outcomes.context import AuditOptions
     from dmtwatch.protocols.schema import Protocol
 
 
@@ -84,7 +84,7 @@ class Settings(_Strict):
 
 @cache
 def settings() -> Settings:
-    text = resources.files("dmtwatch.audit").joinpath("settings.yaml").read_text("utf-8")
+    text = resources.files("dmtwatch.outcomes").joinpath("settings.yaml").read_text("utf-8")
     return Settings.model_validate(yaml.safe_load(text))
 
 

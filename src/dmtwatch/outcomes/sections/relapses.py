@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dmtwatch.audit import plotting as P
-from dmtwatch.audit import stats
-from dmtwatch.audit.context import AuditContext
-from dmtwatch.audit.format import (
+from dmtwatch.outcomes import plotting as P
+from dmtwatch.outcomes import stats
+from dmtwatch.outcomes.context import AuditContext
+from dmtwatch.outcomes.format import (
     NONE,
     Table,
     as_number,
@@ -27,7 +27,7 @@ from dmtwatch.audit.format import (
     records_table,
     window_label,
 )
-from dmtwatch.audit.sections.base import Section
+from dmtwatch.outcomes.sections.base import Section
 
 YEAR = 365.25
 
