@@ -12,8 +12,8 @@ import json
 import time
 from pathlib import Path
 
-from dmtwatch.outcomes.run import run_audit
 from dmtwatch.io import read_clinic
+from dmtwatch.outcomes.run import run_audit
 from dmtwatch.synth import generate, write_csv
 
 AS_OF = dt.date(2016, 1, 15)
