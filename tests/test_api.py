@@ -226,3 +226,14 @@ def test_signals_is_the_cli_signals(tmp_path: Path) -> None:
     assert len(stratified) >= len(result)
     with pytest.raises(dmtwatch.InputError, match="no stratum column"):
         dmtwatch.signals(reports, stratify=["age"])
+
+
+def test_the_command_line_does_not_load_the_audit_libraries() -> None:
+    """`import dmtwatch` (which every command and the CDS service do) loads the API's
+    names on first use: a `dmtwatch check` never waits for SciPy, matplotlib or lifelines
+    (they took ~3 s of every command's start before)."""
+    heavy = ("matplotlib", "lifelines", "statsmodels", "scipy", "weasyprint", "pandas")
+    code = f"import sys, dmtwatch, dmtwatch.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert callable(dmtwatch.check) and dmtwatch.Audit.__name__ == "Audit"

@@ -16,19 +16,8 @@ Every expected failure is a `DmtwatchError`.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from dmtwatch.api import (
-    Audit,
-    Clinic,
-    Evidence,
-    Finding,
-    Signals,
-    Worklist,
-    audit,
-    check,
-    read_clinic,
-    signals,
-)
 from dmtwatch.errors import (
     DmtwatchError,
     InputError,
@@ -40,6 +29,38 @@ from dmtwatch.errors import (
     UsageError,
 )
 from dmtwatch.io.problems import Problem
+
+# The API's names load on first use (PEP 562): `dmtwatch.cli` and the CDS service import
+# this package too, and must not pay for the audit's statistics and plotting libraries.
+_API = ("Audit", "Clinic", "Evidence", "Finding", "Signals", "Worklist")
+_API += ("audit", "check", "read_clinic", "signals")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from dmtwatch import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from dmtwatch.api import (
+        Audit,
+        Clinic,
+        Evidence,
+        Finding,
+        Signals,
+        Worklist,
+        audit,
+        check,
+        read_clinic,
+        signals,
+    )
 
 try:
     __version__ = version("dmtwatch")

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dmtwatch.engine.run import Findings
+    from dmtwatch.outcomes.result import Audit
     from dmtwatch.pv.report_sets import ReportSets
     from dmtwatch.pv.signals import Prior
     from dmtwatch.pv.signals import Signals as _PvSignals
@@ -280,46 +281,13 @@ def check_subgroup(where: Mapping[str, str] | None) -> dict[str, str]:
     return chosen
 
 
-class Audit:
-    """The outcomes audit of the alemtuzumab cohort, as `dmtwatch audit` writes it.
+def __getattr__(name: str) -> Any:
+    """`Audit`, the audit's typed result, loads with the audit (statistics, plotting)."""
+    if name == "Audit":
+        from dmtwatch.outcomes.result import Audit
 
-    `to_dict()` is the JSON document (contract section 5); `to_html()` and `write_pdf()`
-    give the report through the command's own renderers."""
-
-    def __init__(self, result: dict[str, Any], as_of: dt.date) -> None:
-        self._result = result
-        self.as_of = as_of
-
-    @property
-    def n_patients(self) -> int:
-        """Patients in the audited cohort (after any subgroup selection)."""
-        return int(self._result["cohort"]["n_patients"])
-
-    def __repr__(self) -> str:
-        return f"<Audit as of {self.as_of.isoformat()}: {self.n_patients} patient(s)>"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The audit as JSON-ready values (dates as text, nulls where not estimable)."""
-        return self._result
-
-    def to_json(self) -> str:
-        """The JSON document, as `dmtwatch audit --format json` writes it."""
-        return json.dumps(self._result, indent=1)
-
-    def to_html(self) -> str:
-        """The self-contained HTML report."""
-        from dmtwatch.outcomes.report import render_html
-
-        return render_html(self._result)
-
-    def write_pdf(self, path: str | Path) -> Path:
-        """Write the PDF report to `path` (all or nothing; folders are created)."""
-        from dmtwatch.outcomes.report import render_pdf
-        from dmtwatch.render.output import write_via
-
-        target = Path(path)
-        write_via(target, lambda tmp: render_pdf(self._result, tmp))
-        return target
+        return Audit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def audit(
@@ -337,7 +305,7 @@ def audit(
     e.g. {"switch_reason": "inefficacy"} (keys: SUBGROUP_KEYS).
     """
     from dmtwatch.outcomes.context import AuditOptions
-    from dmtwatch.outcomes.run import run_audit
+    from dmtwatch.outcomes.run import compute_audit
 
     if pre_window != "therapy" and not (isinstance(pre_window, int) and pre_window >= 0):
         raise UsageError(f"'{pre_window}' is neither a number of days nor 'therapy'")
@@ -346,8 +314,7 @@ def audit(
     options = AuditOptions(
         pre_window=pre_window, post_window_days=post_window, where=check_subgroup(where)
     )
-    day = _day(as_of)
-    return Audit(run_audit(clinic.dataset, day, options), day)
+    return compute_audit(clinic.dataset, _day(as_of), options)
 
 
 # --- signals from spontaneous reports ------------------------------------------------

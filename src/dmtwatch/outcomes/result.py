@@ -5,6 +5,7 @@ its numbers, table, figure and Methods paragraphs; `to_dict()` is the audit JSON
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,11 +78,27 @@ class Audit:
 
         return render_html(self, appendix_rows=appendix_rows)
 
-    def to_pdf(self, path: str | Path) -> None:
-        """The report as an A4 PDF (`audit.report.render_pdf`)."""
-        from dmtwatch.outcomes.report import render_pdf
+    @property
+    def n_patients(self) -> int:
+        """Patients in the audited cohort (after any subgroup selection)."""
+        return int(self.to_dict()["cohort"]["n_patients"])
 
-        render_pdf(self, path)
+    def __repr__(self) -> str:
+        return f"<Audit as of {self.as_of}: {self.n_patients} patient(s)>"
+
+    def write_pdf(self, path: str | Path) -> Path:
+        """Write the report as an A4 PDF to `path`, whole or not at all (folders are
+        created), as `dmtwatch audit --format pdf` does."""
+        from dmtwatch.outcomes.report import render_pdf
+        from dmtwatch.render.output import write_via
+
+        target = Path(path)
+        write_via(target, lambda tmp: render_pdf(self, tmp))
+        return target
+
+    def to_json(self) -> str:
+        """The JSON document, as `dmtwatch audit --format json` writes it."""
+        return json.dumps(self.to_dict(), indent=1)
 
     def to_dict(self) -> dict[str, Any]:
         """The audit JSON: the contract's keys and ours, floats to 6 significant digits."""
