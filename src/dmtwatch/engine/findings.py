@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from typing import Protocol as Protocol_
 
 import ibis
+from ibis import udf
 
 from dmtwatch.engine.text import as_text, render
 
@@ -38,10 +39,11 @@ FINDING_COLUMNS = (
     "grade",
     "protocol",
     "anchor",
+    "facts",
 )
 # What `check` gives: the anchor turned into the stable `key`, the facts into one JSON
 # object of those the rule stated (see run.reduce_findings).
-OUTPUT_COLUMNS = (*(c for c in FINDING_COLUMNS if c != "anchor"), "key", "facts")
+OUTPUT_COLUMNS = (*(c for c in FINDING_COLUMNS if c not in ("anchor", "facts")), "key", "facts")
 EVIDENCE_COLUMNS = ("code", "patient_id", "test", "table", "date", "item", "value")
 
 
@@ -98,7 +100,49 @@ FACTS: dict[str, str] = {
     "exposure_days": "int64",
     "prior_drugs": "string",
 }
-FACT_COLUMNS = tuple(f"f_{name}" for name in FACTS)
+
+
+# DuckDB's to_json, one signature per type a fact can have: a value as JSON text.
+@udf.scalar.builtin(name="to_json")
+def _json_float(value: float) -> str: ...
+
+
+@udf.scalar.builtin(name="to_json")
+def _json_int(value: int) -> str: ...
+
+
+@udf.scalar.builtin(name="to_json")
+def _json_str(value: str) -> str: ...
+
+
+@udf.scalar.builtin(name="to_json")
+def _json_date(value: ibis.dtype("date")) -> str: ...  # type: ignore[valid-type]
+
+
+def _as_json(value: ibis.Value) -> ibis.StringValue:
+    t = value.type()
+    if t.is_floating():
+        return _json_float(value)
+    if t.is_integer():
+        return _json_int(value)
+    if t.is_date():
+        return _json_date(value)
+    return _json_str(value.cast("string"))
+
+
+def facts_json(facts: dict[str, ibis.Value]) -> ibis.StringValue:
+    """A rule's facts as one JSON object: the non-NULL ones under their names, in the
+    vocabulary's order. Each rule packs its own few, so the stacked findings of all
+    rules stay one text column wide instead of one column per fact."""
+    pieces = []
+    for name, kind in FACTS.items():
+        if name in facts:
+            pair = ibis.literal(f'"{name}":').concat(_as_json(facts[name].cast(kind)))
+            pieces.append(pair.concat(",").fill_null(""))  # a NULL fact: no pair at all
+    if not pieces:
+        return ibis.literal("{}")
+    body = ibis.literal("").concat(*pieces).re_replace(",$", "")  # the last pair's comma
+    return ibis.literal("{").concat(body, "}")
 
 
 def null_text() -> ibis.Value:
@@ -144,10 +188,6 @@ def make_findings(
     unknown = set(facts) - set(FACTS)
     if unknown:
         raise KeyError(f"{rule.code}: facts not in the vocabulary: {sorted(unknown)}")
-    fact_columns = {
-        f"f_{name}": (facts[name] if name in facts else ibis.null()).cast(kind)
-        for name, kind in FACTS.items()
-    }
     return t.select(
         code=ibis.literal(rule.code),
         patient_id=t.patient_id,
@@ -161,7 +201,7 @@ def make_findings(
         grade=ibis.null("int32") if grade is None else grade.cast("int32"),
         protocol=ibis.literal(protocol.id),
         anchor=as_text(anchor, ""),  # no anchor: one occurrence per patient and test
-        **fact_columns,
+        facts=facts_json(facts),
     )
 
 
