@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dmtwatch.render.finding_docs import matches
 from tests.clinic import findings
 
 VIGNETTES = Path(__file__).parent / "vignettes"
@@ -22,29 +23,16 @@ def _cases():
             yield pytest.param(folder, case, id=f"{folder.name}-{case['as_of']}-{i}")
 
 
-def _matches(finding: dict, want: dict) -> bool:
-    for key, value in want.items():
-        if key == "detail_contains":
-            if not all(part in finding["detail"] for part in value):
-                return False
-        elif key == "date":
-            if finding["date"].isoformat() != value:
-                return False
-        elif finding.get(key) != value:
-            return False
-    return True
-
-
 @pytest.mark.parametrize(("folder", "case"), list(_cases()))
 def test_vignette(folder: Path, case: dict) -> None:
     found = findings(folder, case["as_of"])
     for want in case.get("expect", []):
         same_code = [f for f in found if f["code"] == want["code"]]
-        assert any(_matches(f, want) for f in same_code), (
+        assert any(matches(f, want) for f in same_code), (
             f"{folder.name}: expected {want}, got {same_code}"
         )
     for unwanted in case.get("absent", []):
-        hits = [f for f in found if _matches(f, unwanted)]
+        hits = [f for f in found if matches(f, unwanted)]
         assert not hits, f"{folder.name}: unexpected {hits}"
 
 

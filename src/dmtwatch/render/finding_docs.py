@@ -223,8 +223,10 @@ def _input_lines(folder: Path) -> list[str]:
     return out
 
 
-def _matches(finding: dict, want: dict) -> bool:
-    """As tests/test_vignettes.py reads an expected.json entry."""
+def matches(finding: dict, want: dict) -> bool:
+    """A finding (a row of the findings table) fits an entry of a vignette's
+    expected.json: every key equal, `date` as ISO text, `detail_contains` as parts of
+    the detail. The one reading of those entries, for the pages and tests/test_vignettes.py."""
     for key, value in want.items():
         if key == "detail_contains":
             if not all(part in finding["detail"] for part in value):
@@ -287,8 +289,8 @@ def _case_lines(code: str, case: WorkedCase, runs: _Runs, story_above: bool) -> 
         if "patient_id" not in case.want or f["patient_id"] == case.want["patient_id"]
     ]
     key = {k: v for k, v in case.want.items() if k in ("patient_id", "test")}
-    shown = [f for f in same_patient if _matches(f, key)] if case.raises else same_patient
-    matched = any(_matches(f, case.want) for f in found)
+    shown = [f for f in same_patient if matches(f, key)] if case.raises else same_patient
+    matched = any(matches(f, case.want) for f in found)
     if matched != case.raises:
         if runs.shipped:  # the vignette tests would fail too: never document an untrue case
             verb = "does not raise" if case.raises else "raises"
