@@ -187,11 +187,10 @@ class Worklist:
         return self._result.findings.num_rows
 
     def __iter__(self) -> Iterator[Finding]:
-        evidence: dict[tuple, list[Evidence]] = {}
-        for row in self._result.evidence.to_pylist():
-            evidence.setdefault((row["code"], row["patient_id"], row["test"]), []).append(
-                Evidence(row["table"], row["date"], row["item"], row["value"])
-            )
+        evidence = {
+            key: [Evidence(e["table"], e["date"], e["item"], e["value"]) for e in rows]
+            for key, rows in self._result.evidence_by_finding().items()
+        }
         for row in self._result.findings.to_pylist():
             yield Finding(
                 code=row["code"],

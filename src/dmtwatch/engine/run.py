@@ -43,6 +43,15 @@ class Findings:
         codes = self.findings.column("code").to_pylist()
         return {c: codes.count(c) for c in sorted(set(codes))}
 
+    def evidence_by_finding(self) -> dict[tuple[str, str, str | None], list[dict]]:
+        """The evidence rows (table, date, item, value) of each finding, by its
+        (code, patient_id, test), in the table's order."""
+        out: dict[tuple[str, str, str | None], list[dict]] = {}
+        for row in self.evidence.to_pylist():
+            key = (row.pop("code"), row.pop("patient_id"), row.pop("test"))
+            out.setdefault(key, []).append(row)
+        return out
+
 
 @dataclass(frozen=True)
 class RuleSql:

@@ -21,23 +21,11 @@ from dmtwatch.render.output import safe_cell
 SEVERITY_STYLE = {"urgent": "bold red", "high": "red", "routine": "yellow", "info": "dim"}
 
 
-def _evidence_by_key(result: Findings) -> dict[tuple, list[dict]]:
-    out: dict[tuple, list[dict]] = defaultdict(list)
-    for row in result.evidence.to_pylist():
-        key = (row["code"], row["patient_id"], row["test"])
-        out[key].append(
-            {
-                "table": row["table"],
-                "date": row["date"].isoformat() if row["date"] else None,
-                "item": row["item"],
-                "value": row["value"],
-            }
-        )
-    return out
-
-
 def finding_dicts(result: Findings) -> list[dict]:
-    evidence = _evidence_by_key(result)
+    evidence = {
+        key: [{**e, "date": e["date"].isoformat() if e["date"] else None} for e in rows]
+        for key, rows in result.evidence_by_finding().items()
+    }
     out = []
     for f in result.findings.to_pylist():
         item = {
